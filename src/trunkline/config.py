@@ -1,0 +1,312 @@
+"""Gateway configuration: one TOML file, validated completely at start.
+
+Everything a running gateway reads from its config is a frozen dataclass built here, so a typo or a
+bad value stops ``trunkline serve`` with one line naming the key (``trunks[1].port: ...``) instead of
+failing later inside a call. Unknown keys are errors too: a misspelt key silently ignored is a
+production outage waiting for its first call.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message starts with the key's path."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    quic_listen: HostPort = HostPort("127.0.0.1", 9090)
+    data_dir: Path = Path(".trunkline")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    event_replay_grace_s: float = 60.0
+    event_replay_limit: int = 10_000
+
+
+@dataclass(frozen=True)
+class TenantKeyConfig:
+    kid: str
+    public_key_pem: str
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    id: str
+    keys: tuple[TenantKeyConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    mode: str = "open"
+    default_tenant: str = "local"
+    audience: str | None = None
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    listen: HostPort = HostPort("127.0.0.1", 5060)
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    bind: str = "127.0.0.1"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    id: str
+    tenant: str = "local"
+    host: str = "127.0.0.1"
+    port: int = 5070
+    transport: str = "udp"
+    username: str = ""
+    password: str = ""
+    caller_ids: tuple[str, ...] = ()
+    max_concurrent: int = 50
+    register: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tenants: tuple[TenantConfig, ...] = ()
+    sip: SipConfig = field(default_factory=SipConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    trunks: tuple[TrunkConfig, ...] = (TrunkConfig(id="carrier"),)
+    source: Path | None = None
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+class _Table:
+    """A TOML table being read: typed getters that name the key on error, and a final check that no
+    key was left unread (a typo)."""
+
+    def __init__(self, data: Any, path: str, base_dir: Path) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or 'config'}: must be a table")
+        self.data = data
+        self.path = path
+        self.base_dir = base_dir
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise ConfigError(f"{self.key(name)}: expected {want}, got {type(value).__name__} {value!r}")
+        return value
+
+    def table(self, name: str) -> "_Table":
+        return _Table(self.get(name, dict, {}), self.key(name), self.base_dir)
+
+    def tables(self, name: str) -> list["_Table"]:
+        items = self.get(name, list, None)
+        if items is None:
+            return []
+        return [_Table(item, f"{self.key(name)}[{i}]", self.base_dir) for i, item in enumerate(items)]
+
+    def int_in(self, name: str, default: int, lo: int, hi: int) -> int:
+        value = self.get(name, int, default)
+        if not lo <= value <= hi:
+            raise ConfigError(f"{self.key(name)}: {value} is outside {lo}..{hi}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise ConfigError(f"{self.key(name)}: {value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def nonempty(self, name: str, default: str | None = None) -> str:
+        value = self.get(name, str, default)
+        if not value:
+            raise ConfigError(f"{self.key(name)}: required, must be a non-empty string")
+        return value
+
+    def path_value(self, name: str, default: Path | None) -> Path | None:
+        value = self.get(name, str, None)
+        if value is None:
+            return default
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def host_port(self, name: str, default: HostPort) -> HostPort:
+        value = self.get(name, str, None)
+        if value is None:
+            return default
+        try:
+            return parse_host_port(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self.key(name)}: {exc}") from None
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise ConfigError(f"{self.key(unknown[0])}: unknown key")
+
+
+def parse_host_port(text: str) -> HostPort:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not host:port")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"port {port!r} must be 0-65535 (0 = any free port)")
+    return HostPort(host, int(port))
+
+
+def _read_key_pem(t: _Table) -> str:
+    pem = t.get("public_key_pem", str, "")
+    file = t.path_value("public_key_file", None)
+    if bool(pem) == bool(file):
+        raise ConfigError(f"{t.key('public_key_pem')}: give exactly one of public_key_pem or public_key_file")
+    if file is not None:
+        try:
+            pem = file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{t.key('public_key_file')}: cannot read {file}: {exc.strerror}") from None
+    if "BEGIN PUBLIC KEY" not in pem:
+        raise ConfigError(f"{t.key('public_key_pem')}: not a PEM public key")
+    return pem
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate ``path``; ``None`` gives the embedded defaults (loopback, open mode)."""
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(raw, base_dir=Path(path).resolve().parent, source=Path(path))
+
+
+def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None = None) -> Config:
+    root = _Table(raw, "", base_dir)
+    defaults = Config()
+
+    s = root.table("server")
+    server = ServerConfig(
+        quic_listen=s.host_port("quic_listen", defaults.server.quic_listen),
+        data_dir=s.path_value("data_dir", base_dir / defaults.server.data_dir),
+        cert_file=s.path_value("cert_file", None),
+        key_file=s.path_value("key_file", None),
+        event_replay_grace_s=float(s.int_in("event_replay_grace_s", 60, 0, 3600)),
+        event_replay_limit=s.int_in("event_replay_limit", 10_000, 0, 1_000_000),
+    )
+    s.done()
+    if (server.cert_file is None) != (server.key_file is None):
+        raise ConfigError("server.cert_file: cert_file and key_file go together")
+
+    a = root.table("auth")
+    audience = a.get("audience", str, "")
+    auth = AuthConfig(
+        mode=a.choice("mode", "open", ("open", "jwt")),
+        default_tenant=a.nonempty("default_tenant", "local"),
+        audience=audience or None,
+    )
+    a.done()
+    if auth.mode == "open" and not server.quic_listen.is_loopback:
+        raise ConfigError(
+            f"auth.mode: 'open' serves anyone who can reach {server.quic_listen}; "
+            "use mode = \"jwt\" or a loopback quic_listen"
+        )
+
+    tenants = []
+    for t in root.tables("tenants"):
+        keys = []
+        for k in t.tables("keys"):
+            keys.append(TenantKeyConfig(kid=k.nonempty("kid"), public_key_pem=_read_key_pem(k)))
+            k.done()
+        tenants.append(TenantConfig(id=t.nonempty("id"), keys=tuple(keys)))
+        t.done()
+    _unique(root, "tenants", [t.id for t in tenants])
+    if auth.mode == "jwt" and not any(t.keys for t in tenants):
+        raise ConfigError("tenants: auth.mode = \"jwt\" needs at least one tenant with keys")
+
+    sp = root.table("sip")
+    sip = SipConfig(listen=sp.host_port("listen", defaults.sip.listen))
+    sp.done()
+
+    m = root.table("media")
+    ports = m.get("rtp_ports", str, "20000-29999")
+    lo, _, hi = ports.partition("-")
+    if not (lo.isdigit() and hi.isdigit() and 1024 <= int(lo) < int(hi) < 65536):
+        raise ConfigError(f"media.rtp_ports: {ports!r} must be 'LOW-HIGH' within 1024-65535")
+    media = MediaConfig(bind=m.nonempty("bind", "127.0.0.1"), rtp_port_min=int(lo), rtp_port_max=int(hi))
+    m.done()
+
+    known_tenants = {t.id for t in tenants} | {auth.default_tenant}
+    trunks = []
+    for t in root.tables("trunks"):
+        caller_ids = t.get("caller_ids", list, [])
+        if not all(isinstance(c, str) for c in caller_ids):
+            raise ConfigError(f"{t.key('caller_ids')}: must be a list of strings")
+        trunk = TrunkConfig(
+            id=t.nonempty("id"),
+            tenant=t.nonempty("tenant", auth.default_tenant),
+            host=t.nonempty("host", "127.0.0.1"),
+            port=t.int_in("port", 5060, 1, 65535),
+            transport=t.choice("transport", "udp", ("udp", "tcp", "tls")),
+            username=t.get("username", str, ""),
+            password=t.get("password", str, ""),
+            caller_ids=tuple(caller_ids),
+            max_concurrent=t.int_in("max_concurrent", 50, 1, 100_000),
+            register=t.get("register", bool, False),
+        )
+        if trunk.tenant not in known_tenants:
+            raise ConfigError(f"{t.key('tenant')}: unknown tenant {trunk.tenant!r}")
+        trunks.append(trunk)
+        t.done()
+    _unique(root, "trunks", [t.id for t in trunks])
+    root.done()
+
+    return Config(
+        server=server, auth=auth, tenants=tuple(tenants), sip=sip, media=media,
+        trunks=tuple(trunks) if "trunks" in raw else defaults.trunks, source=source,
+    )
+
+
+def _unique(root: _Table, name: str, ids: list[str]) -> None:
+    seen = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            raise ConfigError(f"{name}[{i}].id: duplicate id {ident!r}")
+        seen.add(ident)

@@ -1,0 +1,78 @@
+"""The composition root: builds every part of a running gateway from a :class:`Config`.
+
+This is the one place that knows all the parts; each of them only knows its neighbours' interfaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+
+from trunkline.auth.tokens import KeyRing, TokenVerifier
+from trunkline.calls.events import EventHub
+from trunkline.certs import CertificateMaterial, ensure_certificate, load_certificate
+from trunkline.config import Config
+from trunkline.rpc.dispatch import Dispatcher
+from trunkline.rpc.handlers import RpcHandlers
+from trunkline.rpc.server import RpcServer, server_configuration
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_S = 10.0
+RENEW_BEFORE = timedelta(days=3)
+
+
+def certificate_for(config: Config) -> CertificateMaterial:
+    if config.server.cert_file is not None and config.server.key_file is not None:
+        return load_certificate(config.server.cert_file, config.server.key_file)
+    return ensure_certificate(config.server.data_dir, datetime.now(timezone.utc), renew_before=RENEW_BEFORE)
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.events = EventHub(grace_s=config.server.event_replay_grace_s, limit=config.server.event_replay_limit)
+        verifier = None
+        if config.auth.mode == "jwt":
+            keyring = KeyRing({t.id: {k.kid: k.public_key_pem for k in t.keys} for t in config.tenants})
+            verifier = TokenVerifier(keyring, audience=config.auth.audience)
+        self.handlers = RpcHandlers(self.events, config.auth.default_tenant, verifier)
+        self.dispatcher = Dispatcher(self.handlers)
+        self.certificate = certificate_for(config)
+        self.rpc = RpcServer(
+            self.handlers, self.dispatcher,
+            server_configuration(str(self.certificate.cert_path), str(self.certificate.key_path)),
+        )
+        self._maintenance: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        listen = self.config.server.quic_listen
+        await self.rpc.start(listen.host, listen.port)
+        host, port = self.rpc.address
+        log.info("TeleQuick RPC on quic://%s:%d (auth %s)", host, port, self.config.auth.mode)
+        log.info("TLS certificate sha256 %s (valid until %s)", self.certificate.fingerprint_hex,
+                 self.certificate.not_after.isoformat())
+        self._maintenance = asyncio.create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+            try:
+                self.events.sweep()
+                self._renew_certificate()
+            except Exception:  # noqa: BLE001 - maintenance must outlive its own bugs
+                log.exception("maintenance failed")
+
+    def _renew_certificate(self) -> None:
+        if not self.certificate.self_signed or self.config.server.cert_file is not None:
+            return
+        if self.certificate.needs_renewal(datetime.now(timezone.utc), RENEW_BEFORE):
+            self.certificate = certificate_for(self.config)
+            self.rpc.configuration.load_cert_chain(str(self.certificate.cert_path), str(self.certificate.key_path))
+            log.info("renewed TLS certificate, sha256 %s", self.certificate.fingerprint_hex)
+
+    async def close(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        self.rpc.close()

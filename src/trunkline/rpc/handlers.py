@@ -1,0 +1,117 @@
+"""One method per TeleQuick RPC, translating DTOs to domain calls and back.
+
+Methods whose engine arrives with a later part of the gateway raise :class:`NotAvailable`, which the
+dispatcher turns into a correctly framed ``ERR_INTERNAL_ERROR`` ("not available yet: <Method>").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from trunkline.auth.tokens import TokenRejected, TokenVerifier
+from trunkline.calls.events import CallEvent, EventHub
+from trunkline.enums import ErrorCode
+from trunkline.rpc.errors import NotAvailable, RpcFailure
+from trunkline.rpc.session import Session
+from trunkline.wire import dtos as d
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID_MAX = 256
+
+
+class RpcHandlers:
+    def __init__(
+        self,
+        events: EventHub,
+        default_tenant: str,
+        verifier: TokenVerifier | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.events = events
+        self.default_tenant = default_tenant
+        self.verifier = verifier  # None: open mode
+        self.clock = clock
+        self.audio_frames_dropped = 0
+
+    def open_session(self, session: Session) -> None:
+        """Open mode: every connection acts for the default tenant from its first byte (§5)."""
+        if self.verifier is None:
+            session.tenant_id = self.default_tenant
+
+    def close_session(self, session: Session) -> None:
+        self.events.unsubscribe(session.outlet)
+
+    # --- implemented here --------------------------------------------------------------------
+
+    def authenticate(self, session: Session, req: d.AuthRequest) -> d.AuthResponse:
+        if self.verifier is None:
+            return d.AuthResponse(tenant_id=self.default_tenant, status="OK")
+        try:
+            token = self.verifier.verify(req.token, self.clock())
+        except TokenRejected as exc:
+            log.info("%s: token rejected: %s", session.peer, exc.reason)
+            return d.AuthResponse(status="ERR_UNAUTHORIZED", error_message=exc.reason,
+                                  error_code=ErrorCode.ERR_UNAUTHORIZED)
+        if session.tenant_id not in (None, token.tenant_id):
+            return d.AuthResponse(status="ERR_UNAUTHORIZED", error_code=ErrorCode.ERR_UNAUTHORIZED,
+                                  error_message=f"connection already acts for tenant {session.tenant_id!r}")
+        session.tenant_id = token.tenant_id
+        session.expires_at = token.expires_at
+        return d.AuthResponse(tenant_id=token.tenant_id, status="OK", expires_at_ms=int(token.expires_at * 1000))
+
+    def stream_events(self, session: Session, req: d.EventStreamRequest) -> d.Empty:
+        if len(req.client_id) > CLIENT_ID_MAX:
+            raise RpcFailure(ErrorCode.ERR_VALIDATION_FAILED, f"client_id longer than {CLIENT_ID_MAX} characters")
+        session.subscribed_client_ids.add(req.client_id)
+        self.events.subscribe(session.tenant_id, req.client_id, session.outlet)
+        return d.Empty()
+
+    def audio_frame(self, session: Session, frame: d.AudioFrame) -> None:
+        """Client -> call audio from a uni stream. No call can take audio until the call engine is
+        wired in, so every frame is counted as dropped for now."""
+        self.audio_frames_dropped += 1
+
+    # --- engines that arrive later -----------------------------------------------------------
+
+    def originate(self, session: Session, req: d.OriginateRequest) -> d.OriginateResponse:
+        raise NotAvailable("Originate")
+
+    def originate_bulk(self, session: Session, req: d.BulkRequest) -> d.BulkResponse:
+        raise NotAvailable("OriginateBulk")
+
+    def abort_bulk(self, session: Session, req: d.AbortBulkRequest) -> d.BulkResponse:
+        raise NotAvailable("AbortBulk")
+
+    def terminate(self, session: Session, req: d.TerminateRequest) -> d.TerminateResponse:
+        raise NotAvailable("Terminate")
+
+    def set_inbound_routing(self, session: Session, req: d.SetInboundRoutingRequest) -> d.Empty:
+        raise NotAvailable("SetInboundRouting")
+
+    def get_incoming_calls(self, session: Session, req: d.GetIncomingCallsRequest) -> d.GetIncomingCallsResponse:
+        raise NotAvailable("GetIncomingCalls")
+
+    def answer_incoming_call(self, session: Session, req: d.AnswerIncomingCallRequest) -> d.AnswerIncomingCallResponse:
+        raise NotAvailable("AnswerIncomingCall")
+
+    def get_active_buckets(self, session: Session, req: d.Empty) -> d.ListBucketsResponse:
+        raise NotAvailable("GetActiveBuckets")
+
+    def get_bucket_calls(self, session: Session, req: d.BucketRequest) -> d.BucketCallList:
+        raise NotAvailable("GetBucketCalls")
+
+    def execute_bucket_action(self, session: Session, req: d.BucketActionRequest) -> d.BucketActionResponse:
+        raise NotAvailable("ExecuteBucketAction")
+
+    def execute_dialplan(self, session: Session, req: d.ExecuteDialplanRequest) -> d.ExecuteDialplanResponse:
+        raise NotAvailable("ExecuteDialplan")
+
+    def barge(self, session: Session, req: d.BargeRequest) -> d.Empty:
+        raise NotAvailable("Barge")
+
+
+def event_to_dto(event: CallEvent) -> d.CallEvent:
+    return d.CallEvent(**{name: getattr(event, name) for name in d.CallEvent.__dataclass_fields__})

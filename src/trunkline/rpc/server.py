@@ -1,0 +1,249 @@
+"""The aioquic edge of the RPC: one protocol object per QUIC connection, streams to dispatcher.
+
+Everything that can go wrong on one stream (a torn frame, a handler error, a peer that resets or
+never reads) is contained to that stream; a connection's teardown releases its subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.asyncio.server import QuicServer
+from aioquic.quic import events
+from aioquic.quic.configuration import QuicConfiguration
+
+from trunkline.calls.events import CallEvent
+from trunkline.enums import ErrorCode
+from trunkline.rpc.dispatch import Dispatcher, Outcome, Reply, Reset
+from trunkline.rpc.errors import reset_code
+from trunkline.rpc.handlers import RpcHandlers, event_to_dto
+from trunkline.rpc.session import Session
+from trunkline.wire import FRAME_LIMIT, FrameDecoder, FrameError, WireError, encode_frame, request_frame_ready
+from trunkline.wire.dtos import AudioFrame
+from trunkline.wire.methods import AUDIO_FRAME_METHOD_ID, CALL_EVENT_METHOD_ID
+
+log = logging.getLogger(__name__)
+
+ALPN = ["h3"]
+#: Unsent bytes a gateway uni stream may hold before its reader counts as stuck.
+OUTBOUND_STREAM_LIMIT = 4 << 20
+_VALIDATION_RESET = reset_code(ErrorCode.ERR_VALIDATION_FAILED)
+_UNAUTHORIZED_RESET = reset_code(ErrorCode.ERR_UNAUTHORIZED)
+
+
+def _client_uni(stream_id: int) -> bool:
+    return stream_id & 0x3 == 0x2
+
+
+def _client_bidi(stream_id: int) -> bool:
+    return stream_id & 0x3 == 0x0
+
+
+class RpcConnection(QuicConnectionProtocol):
+    def __init__(self, *args: Any, handlers: RpcHandlers, dispatcher: Dispatcher, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handlers = handlers
+        self._dispatcher = dispatcher
+        self._requests: dict[int, bytearray] = {}
+        self._answered: set[int] = set()  # bidi streams whose request was taken before FIN
+        self._inbound_audio: dict[int, FrameDecoder] = {}
+        self._event_stream: int | None = None
+        self._audio_streams: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._terminated = False
+        self.session = Session(peer="?", outlet=self)
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._handlers.open_session(self.session)
+
+    # --- inbound -----------------------------------------------------------------------------
+
+    def quic_event_received(self, event: events.QuicEvent) -> None:
+        try:
+            if isinstance(event, events.StreamDataReceived):
+                if _client_bidi(event.stream_id):
+                    self._on_request_data(event.stream_id, event.data, event.end_stream)
+                elif _client_uni(event.stream_id):
+                    self._on_audio_data(event.stream_id, event.data, event.end_stream)
+            elif isinstance(event, events.StreamReset):
+                self._requests.pop(event.stream_id, None)
+                self._answered.discard(event.stream_id)
+                self._inbound_audio.pop(event.stream_id, None)
+            elif isinstance(event, events.StopSendingReceived):
+                self._forget_outbound(event.stream_id)
+            elif isinstance(event, events.HandshakeCompleted):
+                paths = getattr(self._quic, "_network_paths", None)  # aioquic keeps the peer address private
+                if paths:
+                    self.session.peer = "%s:%s" % paths[0].addr[:2]
+            elif isinstance(event, events.ConnectionTerminated):
+                self._teardown()
+        except Exception:  # noqa: BLE001 - never let one event take the connection down
+            log.exception("error handling %s", type(event).__name__)
+
+    def _on_request_data(self, stream_id: int, data: bytes, fin: bool) -> None:
+        if stream_id in self._answered:
+            if fin:
+                self._answered.discard(stream_id)
+            return
+        buf = self._requests.get(stream_id)
+        if buf is None:
+            buf = self._requests[stream_id] = bytearray()
+        buf += data
+        if len(buf) > FRAME_LIMIT + 8:
+            del self._requests[stream_id]
+            self._answered.add(stream_id)
+            self._apply(stream_id, Reset(_VALIDATION_RESET, "request larger than the frame limit"))
+            return
+        if not fin and not request_frame_ready(buf):
+            return
+        del self._requests[stream_id]
+        if not fin:
+            self._answered.add(stream_id)
+        outcome = self._dispatcher.dispatch(self.session, buf)
+        if isinstance(outcome, (Reply, Reset)):
+            self._apply(stream_id, outcome)
+        else:
+            task = asyncio.ensure_future(self._apply_later(stream_id, outcome))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _apply_later(self, stream_id: int, pending: Any) -> None:
+        self._apply(stream_id, await pending)
+
+    def _apply(self, stream_id: int, outcome: Outcome) -> None:
+        if self._terminated:
+            return
+        quic = self._quic
+        try:
+            if isinstance(outcome, Reply):
+                quic.send_stream_data(stream_id, outcome.frame, end_stream=True)
+            else:
+                log.debug("stream %d reset 0x%x: %s", stream_id, outcome.error_code, outcome.reason)
+                quic.reset_stream(stream_id, outcome.error_code)
+                self._stop_receiving(stream_id, outcome.error_code)
+        except (ValueError, RuntimeError):
+            pass  # the peer already reset or stopped the stream: its answer is nobody's business
+        self.transmit()
+
+    def _stop_receiving(self, stream_id: int, code: int) -> None:
+        try:
+            self._quic.stop_stream(stream_id, code)
+        except ValueError:
+            pass  # the receive side is already finished
+
+    def _on_audio_data(self, stream_id: int, data: bytes, fin: bool) -> None:
+        decoder = self._inbound_audio.get(stream_id)
+        if decoder is None:
+            if not self.session.authorized(self._dispatcher.clock()):
+                self._stop_receiving(stream_id, _UNAUTHORIZED_RESET)
+                self.transmit()
+                return
+            decoder = self._inbound_audio[stream_id] = FrameDecoder()
+        try:
+            frames = decoder.feed(data)
+            if fin:
+                decoder.close()
+                del self._inbound_audio[stream_id]
+            for method_id, envelope in frames:
+                if method_id != AUDIO_FRAME_METHOD_ID:
+                    raise FrameError(f"method {method_id} on an audio stream")
+                self._handlers.audio_frame(self.session, AudioFrame.from_bytes(envelope))
+        except (FrameError, WireError) as exc:
+            log.debug("audio stream %d rejected: %s", stream_id, exc)
+            self._inbound_audio.pop(stream_id, None)
+            self._stop_receiving(stream_id, _VALIDATION_RESET)
+            self.transmit()
+
+    # --- outbound (ConnectionOutlet) ---------------------------------------------------------
+
+    def deliver(self, event: CallEvent) -> bool:
+        if self._terminated:
+            return False
+        if self._event_stream is None:
+            self._event_stream = self._quic.get_next_available_stream_id(is_unidirectional=True)
+        return self._push(self._event_stream, encode_frame(CALL_EVENT_METHOD_ID, event_to_dto(event)), False)
+
+    def send_audio(self, call_sid: str, payload: bytes, codec: str, sequence_number: int, end_of_stream: bool) -> bool:
+        if self._terminated:
+            return False
+        stream_id = self._audio_streams.get(call_sid)
+        if stream_id is None:
+            stream_id = self._audio_streams[call_sid] = self._quic.get_next_available_stream_id(is_unidirectional=True)
+        frame = AudioFrame(call_sid=call_sid, payload=payload, codec=codec,
+                           sequence_number=sequence_number, end_of_stream=end_of_stream)
+        if end_of_stream:
+            del self._audio_streams[call_sid]
+        return self._push(stream_id, encode_frame(AUDIO_FRAME_METHOD_ID, frame), end_of_stream)
+
+    def _push(self, stream_id: int, frame: bytes, fin: bool) -> bool:
+        stream = self._quic._streams.get(stream_id)
+        if stream is not None and len(getattr(stream.sender, "_buffer", b"")) > OUTBOUND_STREAM_LIMIT:
+            log.warning("%s: stream %d is not being read; dropping it", self.session.peer, stream_id)
+            self._forget_outbound(stream_id)
+            self._quic.reset_stream(stream_id, reset_code(ErrorCode.ERR_RATE_LIMITED))
+            self.transmit()
+            return False
+        try:
+            self._quic.send_stream_data(stream_id, frame, end_stream=fin)
+        except (ValueError, RuntimeError):
+            self._forget_outbound(stream_id)
+            return False
+        self.transmit()
+        return True
+
+    def _forget_outbound(self, stream_id: int) -> None:
+        if stream_id == self._event_stream:
+            self._event_stream = None
+            self._handlers.events.unsubscribe(self)
+        for call_sid, sid in list(self._audio_streams.items()):
+            if sid == stream_id:
+                del self._audio_streams[call_sid]
+
+    def _teardown(self) -> None:
+        if self._terminated:
+            return
+        self._terminated = True
+        self._handlers.close_session(self.session)
+        for task in self._tasks:
+            task.cancel()
+        self._requests.clear()
+        self._inbound_audio.clear()
+
+
+class RpcServer:
+    """The listening QUIC endpoint. ``configuration`` may be reloaded (certificate renewal) while
+    serving: new connections pick up the new chain."""
+
+    def __init__(self, handlers: RpcHandlers, dispatcher: Dispatcher, configuration: QuicConfiguration) -> None:
+        self.handlers = handlers
+        self.dispatcher = dispatcher
+        self.configuration = configuration
+        self._server: QuicServer | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await serve(
+            host, port, configuration=self.configuration, create_protocol=self._create_protocol,
+        )
+
+    def _create_protocol(self, *args: Any, **kwargs: Any) -> RpcConnection:
+        return RpcConnection(*args, handlers=self.handlers, dispatcher=self.dispatcher, **kwargs)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None, "not started"
+        return self._server._transport.get_extra_info("sockname")[:2]
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+def server_configuration(cert_file: str, key_file: str, idle_timeout: float = 60.0) -> QuicConfiguration:
+    configuration = QuicConfiguration(is_client=False, alpn_protocols=ALPN, idle_timeout=idle_timeout)
+    configuration.load_cert_chain(cert_file, key_file)
+    return configuration

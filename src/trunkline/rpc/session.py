@@ -1,0 +1,28 @@
+"""Per-connection state the dispatcher and handlers share: who the peer acts for, and until when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from trunkline.calls.events import CallEvent
+
+
+class ConnectionOutlet(Protocol):
+    """What the transport offers the domain side: push events and audio to this peer."""
+
+    def deliver(self, event: CallEvent) -> bool: ...
+
+    def send_audio(self, call_sid: str, payload: bytes, codec: str, sequence_number: int, end_of_stream: bool) -> bool: ...
+
+
+@dataclass
+class Session:
+    peer: str
+    outlet: ConnectionOutlet
+    tenant_id: str | None = None
+    expires_at: float | None = None  # None: never (open mode)
+    subscribed_client_ids: set[str] = field(default_factory=set)
+
+    def authorized(self, now: float) -> bool:
+        return self.tenant_id is not None and (self.expires_at is None or now < self.expires_at)

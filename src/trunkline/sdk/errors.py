@@ -1,0 +1,69 @@
+"""Typed errors: one class per ErrorCode, so callers can ``except RateLimited`` and back off."""
+
+from __future__ import annotations
+
+from trunkline.enums import ErrorCode
+
+
+class TrunklineError(Exception):
+    """A request the gateway refused; ``code`` is the TeleQuick ErrorCode."""
+
+    code: ErrorCode = ErrorCode.ERR_INTERNAL_ERROR
+
+    def __init__(self, message: str, method: str = "", code: ErrorCode | None = None) -> None:
+        super().__init__(f"{method}: {message}" if method else message)
+        self.message = message
+        self.method = method
+        if code is not None:
+            self.code = code
+
+
+class InvalidTrunk(TrunklineError):
+    code = ErrorCode.ERR_INVALID_TRUNK
+
+
+class InvalidDestination(TrunklineError):
+    code = ErrorCode.ERR_INVALID_DESTINATION
+
+
+class RateLimited(TrunklineError):
+    code = ErrorCode.ERR_RATE_LIMITED
+
+
+class CircuitBreakerOpen(TrunklineError):
+    code = ErrorCode.ERR_CIRCUIT_BREAKER
+
+
+class InternalError(TrunklineError):
+    code = ErrorCode.ERR_INTERNAL_ERROR
+
+
+class ValidationFailed(TrunklineError):
+    code = ErrorCode.ERR_VALIDATION_FAILED
+
+
+class Unauthorized(TrunklineError):
+    code = ErrorCode.ERR_UNAUTHORIZED
+
+
+class ConnectionLost(TrunklineError):
+    """The QUIC connection ended before the answer arrived; the request may or may not have run."""
+
+
+_BY_CODE = {cls.code: cls for cls in (InvalidTrunk, InvalidDestination, RateLimited, CircuitBreakerOpen,
+                                       InternalError, ValidationFailed, Unauthorized)}
+
+
+def error_for(code: int, message: str, method: str) -> TrunklineError:
+    try:
+        known = ErrorCode(code)
+    except ValueError:
+        return TrunklineError(message or f"error code {code}", method)
+    return _BY_CODE.get(known, TrunklineError)(message or known.name, method, known)
+
+
+def error_for_reset(app_error: int, method: str) -> TrunklineError:
+    """§4: a stream reset with ``0x100 + ErrorCode`` stands for a failed response with no error field."""
+    if 0x100 <= app_error <= 0x1FF:
+        return error_for(app_error - 0x100, "", method)
+    return TrunklineError(f"stream reset with code 0x{app_error:x}", method)
