@@ -77,9 +77,11 @@ class RpcHandlers:
     # --- engines that arrive later -----------------------------------------------------------
 
     def originate(self, session: Session, req: d.OriginateRequest) -> d.OriginateResponse:
+        _check_tenant(session, req.tenant_id)
         raise NotAvailable("Originate")
 
     def originate_bulk(self, session: Session, req: d.BulkRequest) -> d.BulkResponse:
+        _check_tenant(session, req.template_tenant_id)
         raise NotAvailable("OriginateBulk")
 
     def abort_bulk(self, session: Session, req: d.AbortBulkRequest) -> d.BulkResponse:
@@ -111,6 +113,12 @@ class RpcHandlers:
 
     def barge(self, session: Session, req: d.BargeRequest) -> d.Empty:
         raise NotAvailable("Barge")
+
+
+def _check_tenant(session: Session, tenant_id: str) -> None:
+    """§5: a request may name its tenant for audit, but only the connection's own."""
+    if tenant_id and tenant_id != session.tenant_id:
+        raise RpcFailure(ErrorCode.ERR_UNAUTHORIZED, f"tenant {tenant_id!r} is not this connection's tenant")
 
 
 def event_to_dto(event: CallEvent) -> d.CallEvent:

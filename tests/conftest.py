@@ -1,0 +1,46 @@
+"""Shared fixtures: a real gateway on a loopback port, and clients connected to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trunkline.config import config_from_dict
+from trunkline.gateway import Gateway
+from trunkline.sdk import Client
+
+
+@pytest.fixture
+async def start_gateway(tmp_path: Path):
+    """Factory: ``await start_gateway({...config overrides...})`` -> a started Gateway."""
+    started: list[Gateway] = []
+
+    async def start(raw: dict[str, Any] | None = None) -> Gateway:
+        raw = dict(raw or {})
+        server = {"quic_listen": "127.0.0.1:0", "data_dir": str(tmp_path / "data"), **raw.pop("server", {})}
+        gateway = Gateway(config_from_dict({"server": server, **raw}, base_dir=tmp_path))
+        await gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        await gateway.close()
+
+
+@pytest.fixture
+async def gateway(start_gateway) -> Gateway:
+    return await start_gateway()
+
+
+def client_for(gateway: Gateway, **kwargs: Any) -> Client:
+    host, port = gateway.rpc.address
+    return Client.connect(f"{host}:{port}", ca_file=gateway.certificate.cert_path, **kwargs)
+
+
+@pytest.fixture
+async def client(gateway: Gateway):
+    async with client_for(gateway) as c:
+        yield c

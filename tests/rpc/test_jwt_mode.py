@@ -1,0 +1,100 @@
+"""JWT mode over the wire (§5): only a valid token for a configured tenant opens the connection."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from tests.conftest import client_for
+from trunkline.auth.service_account import create_service_account
+from trunkline.enums import ErrorCode
+from trunkline.sdk import Unauthorized
+
+
+@pytest.fixture
+async def jwt_gateway(start_gateway):
+    acme, acme_pub = create_service_account("acme", "k1", "ES256")
+    globex, globex_pub = create_service_account("globex", "r1", "RS256")
+    gateway = await start_gateway({
+        "auth": {"mode": "jwt"},
+        "tenants": [
+            {"id": "acme", "keys": [{"kid": "k1", "public_key_pem": acme_pub}]},
+            {"id": "globex", "keys": [{"kid": "r1", "public_key_pem": globex_pub}]},
+        ],
+        "trunks": [{"id": "acme-trunk", "tenant": "acme"}],
+    })
+    return gateway, acme, globex, acme_pub
+
+
+def _claims(tenant: str, iat: float | None = None, lifetime: int = 600) -> dict:
+    iat = time.time() if iat is None else iat
+    return {"iss": tenant, "sub": tenant, "iat": int(iat), "exp": int(iat) + lifetime}
+
+
+def _b64(obj: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+async def test_service_account_credentials_authenticate_the_connection(jwt_gateway):
+    gateway, acme, _, _ = jwt_gateway
+    async with client_for(gateway, credentials=acme) as client:
+        assert client.tenant_id == "acme"
+        with pytest.raises(Unauthorized, match="tenant"):  # other tenants stay out of reach
+            await client.dial("+15551234567", trunk_id="acme-trunk", tenant_id="globex")
+
+
+async def test_rs256_service_account_is_accepted(jwt_gateway):
+    gateway, _, globex, _ = jwt_gateway
+    async with client_for(gateway, credentials=globex) as client:
+        assert client.tenant_id == "globex"
+
+
+async def test_requests_before_authenticate_are_unauthorized(jwt_gateway):
+    gateway, *_ = jwt_gateway
+    async with client_for(gateway) as client:
+        with pytest.raises(Unauthorized, match="authenticate first"):
+            await client.dial("+15551234567", trunk_id="acme-trunk")
+        with pytest.raises(Unauthorized):  # a method without an error field: stream reset 0x107
+            await client.get_active_buckets()
+
+
+def _bad_tokens(acme, acme_pub):
+    other, _ = create_service_account("acme", "k1", "ES256")  # same kid, different key
+    unknown_kid, _ = create_service_account("acme", "nope", "ES256")
+    now = time.time()
+    return {
+        "expired": acme.sign_token(now - 7200, lifetime_s=3600),
+        "wrong signature": other.sign_token(now),
+        "unknown kid": unknown_kid.sign_token(now),
+        "alg none": f"{_b64({'alg': 'none', 'kid': 'k1', 'typ': 'JWT'})}.{_b64(_claims('acme'))}.",
+        "HS256 with the public key": _hs256_with(acme_pub, _claims("acme")),
+        "claims another tenant": jwt.encode(_claims("globex"), acme.private_key_pem, algorithm="ES256",
+                                            headers={"kid": "k1"}),
+        "garbage": "not-a-jwt",
+    }
+
+
+def _hs256_with(secret_pem: str, claims: dict) -> str:
+    import hashlib
+    import hmac
+
+    signing_input = f"{_b64({'alg': 'HS256', 'kid': 'k1', 'typ': 'JWT'})}.{_b64(claims)}"
+    mac = hmac.new(secret_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+@pytest.mark.parametrize("case", ["expired", "wrong signature", "unknown kid", "alg none",
+                                  "HS256 with the public key", "claims another tenant", "garbage"])
+async def test_bad_tokens_are_unauthorized(jwt_gateway, case):
+    gateway, acme, _, acme_pub = jwt_gateway
+    token = _bad_tokens(acme, acme_pub)[case]
+    async with client_for(gateway) as client:
+        with pytest.raises(Unauthorized) as err:
+            await client.authenticate(token)
+        assert err.value.code == ErrorCode.ERR_UNAUTHORIZED
+        with pytest.raises(Unauthorized):  # and the connection is still not authorized
+            await client.dial("+15551234567", trunk_id="acme-trunk")
