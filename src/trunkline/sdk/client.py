@@ -110,12 +110,13 @@ class Client:
             await self._drop_connection()
             stack = contextlib.AsyncExitStack()
             try:
-                protocol = await stack.enter_async_context(
+                protocol = await asyncio.wait_for(stack.enter_async_context(
                     open_connection(self.host, self.port, client_configuration(*self._configuration_args))
-                )
-            except ConnectionError as exc:
+                ), self.timeout)
+            except (ConnectionError, asyncio.TimeoutError) as exc:
                 await stack.aclose()
-                raise ConnectionLost(f"cannot reach {self.endpoint}: {exc}") from None
+                why = str(exc) or f"no QUIC handshake within {self.timeout:g} s"
+                raise ConnectionLost(f"cannot reach {self.endpoint}: {why}") from None
             self._stack, self._protocol = stack, protocol
             if self.credentials is not None:
                 await self._authenticate(protocol)

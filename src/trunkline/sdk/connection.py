@@ -43,6 +43,16 @@ class ClientProtocol(QuicConnectionProtocol):
         self.audio_backlog: dict[str, deque] = {}
         self.terminated: str | None = None
 
+    async def wait_connected(self) -> None:
+        try:
+            await super().wait_connected()
+        finally:
+            # Cancelled by a connect timeout: aioquic later fails the abandoned waiter; retrieve that
+            # exception so asyncio does not log it as never retrieved.
+            waiter = self._connected_waiter
+            if waiter is not None:
+                waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     async def request(self, method: Method, message: Dto, timeout: float) -> Dto:
         if self.terminated:
             raise ConnectionLost(self.terminated, method.name)

@@ -1,0 +1,3 @@
+from trunkline.cli.main import app
+
+app(prog_name="trunkline")

@@ -1,0 +1,105 @@
+"""The ``trunkline`` command as a user runs it: a real ``serve`` process and real client commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TRUNKLINE = [sys.executable, "-m", "trunkline"]
+
+
+def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([*TRUNKLINE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """``trunkline serve`` with a config file, in its own working directory."""
+    workdir = tmp_path_factory.mktemp("serve")
+    port = free_udp_port()
+    (workdir / "trunkline.toml").write_text(f'[server]\nquic_listen = "127.0.0.1:{port}"\n')
+    proc = subprocess.Popen([*TRUNKLINE, "serve", "--config", "trunkline.toml"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not (workdir / ".trunkline" / "tls" / "cert.pem").exists() or run("buckets", "--help", cwd=workdir).returncode:
+        assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+        time.sleep(0.1)
+    time.sleep(0.3)
+    yield workdir, f"127.0.0.1:{port}"
+    proc.terminate()
+    output, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, output  # SIGTERM is a clean stop
+
+
+def test_cert_prints_the_fingerprint_of_the_served_certificate(served):
+    workdir, _ = served
+    result = run("cert", "--config", "trunkline.toml", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    fingerprint = next(line.split()[1] for line in result.stdout.splitlines() if line.startswith("sha256"))
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    cert = x509.load_pem_x509_certificate((workdir / ".trunkline" / "tls" / "cert.pem").read_bytes())
+    assert fingerprint == cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def test_client_command_reports_a_refusal_in_one_line_and_fails(served):
+    workdir, endpoint = served
+    result = run("dial", "+15551234567", "--trunk", "carrier", cwd=workdir, env={"TRUNKLINE_ENDPOINT": endpoint})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: Originate: not available yet: Originate (ERR_INTERNAL_ERROR)"
+
+
+def test_reset_style_refusal_names_the_code(served):
+    workdir, endpoint = served
+    result = run("--endpoint", endpoint, "buckets", cwd=workdir)
+    assert result.returncode == 1
+    assert "GetActiveBuckets" in result.stderr and "ERR_INTERNAL_ERROR" in result.stderr
+
+
+def test_bad_input_is_refused_before_any_request(served):
+    workdir, endpoint = served
+    result = run("--endpoint", endpoint, "dtmf", "c1", "12x", cwd=workdir)
+    assert (result.returncode, result.stderr.strip()) == (1, "error: not DTMF digits: X")
+
+
+def test_unreachable_gateway_is_one_clear_line(tmp_path):
+    result = run("--endpoint", f"127.0.0.1:{free_udp_port()}", "--timeout", "1", "hangup", "c1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach 127.0.0.1:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_errors_name_the_key(tmp_path):
+    (tmp_path / "bad.toml").write_text('[[trunks]]\nid = "x"\nport = "5060"\n')
+    result = run("serve", "--config", "bad.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: config: trunks[0].port: expected int, got str '5060'"
+
+
+def test_keys_create_writes_a_private_service_account_and_prints_the_tenant_entry(tmp_path):
+    result = run("keys", "create", "--tenant", "acme", "--kid", "k1", "--out", "sa.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    account = json.loads((tmp_path / "sa.json").read_text())
+    assert (account["tenant_id"], account["private_key_id"]) == ("acme", "k1")
+    assert (tmp_path / "sa.json").stat().st_mode & 0o077 == 0
+    import tomllib
+
+    entry = tomllib.loads(result.stdout)["tenants"][0]
+    assert entry["id"] == "acme" and "BEGIN PUBLIC KEY" in entry["keys"][0]["public_key_pem"]
+    again = run("keys", "create", "--tenant", "acme", "--kid", "k1", "--out", "sa.json", cwd=tmp_path)
+    assert again.returncode == 1  # never overwrites a private key
