@@ -113,8 +113,11 @@ class RpcConnection(QuicConnectionProtocol):
 
     async def _apply_later(self, stream_id: int, pending: Any) -> None:
         self._apply(stream_id, await pending)
+        self._transmit_soon()
 
     def _apply(self, stream_id: int, outcome: Outcome) -> None:
+        """Queue the answer; inside ``quic_event_received`` aioquic transmits once after the whole
+        datagram, so answers to requests that arrived together leave together."""
         if self._terminated:
             return
         quic = self._quic
@@ -127,7 +130,6 @@ class RpcConnection(QuicConnectionProtocol):
                 self._stop_receiving(stream_id, outcome.error_code)
         except (ValueError, RuntimeError):
             pass  # the peer already reset or stopped the stream: its answer is nobody's business
-        self.transmit()
 
     def _stop_receiving(self, stream_id: int, code: int) -> None:
         try:
@@ -140,7 +142,6 @@ class RpcConnection(QuicConnectionProtocol):
         if decoder is None:
             if not self.session.authorized(self._dispatcher.clock()):
                 self._stop_receiving(stream_id, _UNAUTHORIZED_RESET)
-                self.transmit()
                 return
             decoder = self._inbound_audio[stream_id] = FrameDecoder()
         try:
@@ -156,7 +157,6 @@ class RpcConnection(QuicConnectionProtocol):
             log.debug("audio stream %d rejected: %s", stream_id, exc)
             self._inbound_audio.pop(stream_id, None)
             self._stop_receiving(stream_id, _VALIDATION_RESET)
-            self.transmit()
 
     # --- outbound (ConnectionOutlet) ---------------------------------------------------------
 
@@ -185,14 +185,14 @@ class RpcConnection(QuicConnectionProtocol):
             log.warning("%s: stream %d is not being read; dropping it", self.session.peer, stream_id)
             self._forget_outbound(stream_id)
             self._quic.reset_stream(stream_id, reset_code(ErrorCode.ERR_RATE_LIMITED))
-            self.transmit()
+            self._transmit_soon()
             return False
         try:
             self._quic.send_stream_data(stream_id, frame, end_stream=fin)
         except (ValueError, RuntimeError):
             self._forget_outbound(stream_id)
             return False
-        self.transmit()
+        self._transmit_soon()  # pushes made in one loop iteration (a media tick) share packets
         return True
 
     def _forget_outbound(self, stream_id: int) -> None:
