@@ -90,6 +90,8 @@ class TrunkConfig:
     caller_ids: tuple[str, ...] = ()
     max_concurrent: int = 50
     register: bool = False
+    ring_timeout_s: int = 60
+    max_duration_s: int = 4 * 3600
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,8 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             caller_ids=tuple(caller_ids),
             max_concurrent=t.int_in("max_concurrent", 50, 1, 100_000),
             register=t.get("register", bool, False),
+            ring_timeout_s=t.int_in("ring_timeout_s", 60, 1, 600),
+            max_duration_s=t.int_in("max_duration_s", 4 * 3600, 1, 7 * 24 * 3600),
         )
         if trunk.tenant not in known_tenants:
             raise ConfigError(f"{t.key('tenant')}: unknown tenant {trunk.tenant!r}")

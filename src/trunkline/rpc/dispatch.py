@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from trunkline.calls.errors import CallError
 from trunkline.enums import ErrorCode
 from trunkline.rpc.errors import RpcFailure, reset_code
 from trunkline.rpc.session import Session
@@ -83,7 +84,7 @@ class Dispatcher:
         return Reply(encode_frame(method.method_id, response))
 
     def _error(self, method: Method, request: Dto, exc: Exception) -> Outcome:
-        if isinstance(exc, RpcFailure):
+        if isinstance(exc, (RpcFailure, CallError)):
             return self.failure(method, exc.code, exc.message, getattr(request, "call_sid", ""))
         if isinstance(exc, WireError):  # a handler built a response that cannot be encoded
             log.error("%s: unencodable response: %s", method.name, exc)

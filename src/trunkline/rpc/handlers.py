@@ -11,7 +11,9 @@ import time
 from typing import Callable
 
 from trunkline.auth.tokens import TokenRejected, TokenVerifier
+from trunkline.calls.call import Call, CallState
 from trunkline.calls.events import CallEvent, EventHub
+from trunkline.calls.service import CallService
 from trunkline.enums import ErrorCode
 from trunkline.rpc.errors import NotAvailable, RpcFailure
 from trunkline.rpc.session import Session
@@ -28,9 +30,11 @@ class RpcHandlers:
         events: EventHub,
         default_tenant: str,
         verifier: TokenVerifier | None,
+        calls: CallService | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.events = events
+        self.calls = calls
         self.default_tenant = default_tenant
         self.verifier = verifier  # None: open mode
         self.clock = clock
@@ -43,6 +47,14 @@ class RpcHandlers:
 
     def close_session(self, session: Session) -> None:
         self.events.unsubscribe(session.outlet)
+
+    def _calls(self) -> CallService:
+        if self.calls is None:
+            raise NotAvailable("calls")
+        return self.calls
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     # --- implemented here --------------------------------------------------------------------
 
@@ -78,7 +90,15 @@ class RpcHandlers:
 
     def originate(self, session: Session, req: d.OriginateRequest) -> d.OriginateResponse:
         _check_tenant(session, req.tenant_id)
-        raise NotAvailable("Originate")
+        call = self._calls().originate(
+            session.tenant_id, req.trunk_id, req.call_sid, to=req.to, call_from=req.call_from,
+            default_app=req.default_app, default_app_args=req.default_app_args,
+            max_duration_ms=req.max_duration_ms, client_id=req.client_id,
+            ai_websocket_url=req.ai_websocket_url, ai_quic_url=req.ai_quic_url,
+            auto_barge_in=req.auto_barge_in, barge_in_patience_ms=req.barge_in_patience_ms,
+            traceparent=req.traceparent,
+        )
+        return d.OriginateResponse(call_sid=call.sid, status=_queued_status(call), timestamp_ms=self._now_ms())
 
     def originate_bulk(self, session: Session, req: d.BulkRequest) -> d.BulkResponse:
         _check_tenant(session, req.template_tenant_id)
@@ -88,7 +108,8 @@ class RpcHandlers:
         raise NotAvailable("AbortBulk")
 
     def terminate(self, session: Session, req: d.TerminateRequest) -> d.TerminateResponse:
-        raise NotAvailable("Terminate")
+        call = self._calls().terminate(session.tenant_id, req.call_sid)
+        return d.TerminateResponse(call_sid=call.sid, status=call.status, timestamp_ms=self._now_ms())
 
     def set_inbound_routing(self, session: Session, req: d.SetInboundRoutingRequest) -> d.Empty:
         raise NotAvailable("SetInboundRouting")
@@ -100,19 +121,27 @@ class RpcHandlers:
         raise NotAvailable("AnswerIncomingCall")
 
     def get_active_buckets(self, session: Session, req: d.Empty) -> d.ListBucketsResponse:
-        raise NotAvailable("GetActiveBuckets")
+        buckets = self._calls().buckets(session.tenant_id)
+        return d.ListBucketsResponse(buckets=[d.BucketInfo(bucket_id=b, pending_count=n) for b, n in buckets])
 
     def get_bucket_calls(self, session: Session, req: d.BucketRequest) -> d.BucketCallList:
-        raise NotAvailable("GetBucketCalls")
+        return d.BucketCallList(call_sids=self._calls().bucket_calls(session.tenant_id, req.bucket_id))
 
     def execute_bucket_action(self, session: Session, req: d.BucketActionRequest) -> d.BucketActionResponse:
-        raise NotAvailable("ExecuteBucketAction")
+        count = self._calls().bucket_action(session.tenant_id, req.bucket_id, req.action)
+        return d.BucketActionResponse(processed_count=count)
 
     def execute_dialplan(self, session: Session, req: d.ExecuteDialplanRequest) -> d.ExecuteDialplanResponse:
-        raise NotAvailable("ExecuteDialplan")
+        call = self._calls().execute_dialplan(session.tenant_id, req.call_sid, req.action, req.app_args)
+        return d.ExecuteDialplanResponse(status=call.status)
 
     def barge(self, session: Session, req: d.BargeRequest) -> d.Empty:
         raise NotAvailable("Barge")
+
+
+def _queued_status(call: Call) -> str:
+    """A new call is QUEUED; an idempotent repeat reports the call's current state (§6)."""
+    return "QUEUED" if call.state is CallState.INITIATED else call.status
 
 
 def _check_tenant(session: Session, tenant_id: str) -> None:

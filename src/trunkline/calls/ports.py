@@ -1,0 +1,97 @@
+"""What the call domain needs from the telephony side, stated as protocols.
+
+The domain says "ring this number on that trunk", "let the far end hear music on hold", "join these
+two legs"; an adapter (``trunkline.telephony``) does it with SIP and RTP. Keeping the seam here lets
+the domain be tested without sockets and lets a second adapter (inbound legs, WebRTC) plug in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from trunkline.config import TrunkConfig
+
+
+@dataclass(frozen=True)
+class Silence:
+    pass
+
+
+@dataclass(frozen=True)
+class MusicOnHold:
+    pass
+
+
+@dataclass(frozen=True)
+class Playback:
+    """A WAV file by absolute path, or an http(s) URL to fetch it from."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A bucket's announcement: a configured file, or a short built-in tone when none is set."""
+
+    source: str = ""
+
+
+AudioSpec = Silence | MusicOnHold | Playback | Announcement
+
+
+@dataclass(frozen=True)
+class MediaStats:
+    packets_sent: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    bytes_sent: int = 0
+    jitter_ms: float = 0.0
+    estimated_mos: float = 0.0
+
+
+class LegEvents(Protocol):
+    """How a leg reports to its call. Each is called on the event loop, in the order things happen;
+    ``leg_closed`` comes exactly once, last."""
+
+    def leg_ringing(self) -> None: ...
+
+    def leg_answered(self, codec: str) -> None: ...
+
+    def leg_failed(self, sip_status: int, reason: str) -> None: ...
+
+    def leg_remote_hangup(self) -> None: ...
+
+    def leg_dtmf(self, digit: str) -> None: ...
+
+    def leg_playback_finished(self) -> None: ...
+
+    def leg_closed(self) -> None: ...
+
+
+class Leg(Protocol):
+    def hangup(self) -> None:
+        """CANCEL while ringing, BYE once answered; idempotent."""
+
+    def play(self, audio: AudioSpec | None) -> None:
+        """What the far end hears from now on; ``None`` = nothing. A finished non-looping
+        ``Playback``/``Announcement`` reports ``leg_playback_finished``."""
+
+    def bridge(self, other: "Leg") -> None:
+        """Both far ends hear each other until :meth:`unbridge` on either leg."""
+
+    def unbridge(self) -> None: ...
+
+    def media_stats(self) -> MediaStats: ...
+
+
+class Telephony(Protocol):
+    def place_call(self, trunk: TrunkConfig, to: str, call_from: str, events: LegEvents) -> Leg:
+        """Start an outbound leg; returns at once, progress comes through ``events``."""
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+Scheduler = Callable[[float, Callable[[], None]], Timer]

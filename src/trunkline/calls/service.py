@@ -1,0 +1,182 @@
+"""The call registry per tenant and the operations the API offers on it.
+
+Everything here is tenant-scoped: another tenant's call_sid, trunk or bucket behaves exactly like
+an unknown one (PROTOCOL.md §5).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Callable
+
+from trunkline.calls.call import App, Call, CallRequest, CallState
+from trunkline.calls.destinations import is_valid_destination
+from trunkline.calls.errors import CallError
+from trunkline.calls.events import EventHub
+from trunkline.calls.ports import Announcement, Playback, Scheduler, Telephony
+from trunkline.config import TrunkConfig
+from trunkline.enums import DialplanAction, ErrorCode
+
+log = logging.getLogger(__name__)
+
+#: Ended calls remembered per tenant so a repeated call_sid still answers with that call's state.
+ENDED_CALLS_KEPT = 10_000
+ORIGINATE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.AI_BIDIRECTIONAL_STREAM)
+SWITCHABLE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.ANSWER)
+
+
+class CallService:
+    def __init__(
+        self,
+        trunks: tuple[TrunkConfig, ...],
+        telephony: Telephony,
+        events: EventHub,
+        schedule: Scheduler,
+        clock: Callable[[], float] = time.time,
+        announcements: dict[str, str] | None = None,
+    ) -> None:
+        self.trunks = {t.id: t for t in trunks}
+        self.telephony = telephony
+        self.events = events
+        self.schedule = schedule
+        self.clock = clock
+        self.announcements = announcements or {}
+        self._live: dict[str, dict[str, Call]] = {}
+        self._ended: dict[str, OrderedDict[str, Call]] = {}
+        self._buckets: dict[str, dict[str, dict[str, Call]]] = {}
+        self._trunk_load: dict[str, int] = {}
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- originate / terminate ----------------------------------------------------------------
+
+    def originate(self, tenant_id: str, trunk_id: str, call_sid: str = "", **fields: object) -> Call:
+        """Validate, admit and start a call; returns at once (progress comes as events). A known
+        ``call_sid`` returns that call instead of placing another."""
+        if call_sid:
+            existing = self.find(tenant_id, call_sid, include_ended=True)
+            if existing is not None:
+                return existing
+        trunk = self.trunks.get(trunk_id)
+        if trunk is None or trunk.tenant != tenant_id:
+            raise CallError(ErrorCode.ERR_INVALID_TRUNK, f"unknown trunk {trunk_id!r}")
+        request = CallRequest(trunk=trunk, **fields)  # type: ignore[arg-type]
+        self._validate(request)
+        if self._trunk_load.get(trunk.id, 0) >= trunk.max_concurrent:
+            raise CallError(ErrorCode.ERR_RATE_LIMITED, f"trunk {trunk.id!r} is at max_concurrent={trunk.max_concurrent}")
+        call = Call(self, call_sid or f"CA{uuid.uuid4().hex}", tenant_id, request)
+        self._live.setdefault(tenant_id, {})[call.sid] = call
+        self._trunk_load[trunk.id] = self._trunk_load.get(trunk.id, 0) + 1
+        call.start(self.telephony.place_call(trunk, request.to, request.call_from, call))
+        return call
+
+    @staticmethod
+    def _validate(request: CallRequest) -> None:
+        if not is_valid_destination(request.to):
+            raise CallError(ErrorCode.ERR_INVALID_DESTINATION,
+                            f"to={request.to!r} is neither E.164 (+ and 8-15 digits) nor a sip:/sips: URI")
+        if request.trunk.caller_ids and request.call_from not in request.trunk.caller_ids:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED,
+                            f"call_from={request.call_from!r} is not allowed on trunk {request.trunk.id!r}")
+        if request.default_app not in ORIGINATE_APPS:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED,
+                            f"default_app {request.default_app.name} is a mid-call verb, not an app")
+        if request.max_duration_ms < 0 or request.barge_in_patience_ms < 0:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "durations must not be negative")
+        if request.default_app is DialplanAction.PLAYBACK and not request.default_app_args:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "PLAYBACK needs default_app_args: a .wav path or URL")
+        if request.default_app is DialplanAction.AI_BIDIRECTIONAL_STREAM and (
+                request.ai_websocket_url or request.ai_quic_url or request.default_app_args or request.client_id):
+            raise CallError(ErrorCode.ERR_INTERNAL_ERROR, "not available yet: AI_BIDIRECTIONAL_STREAM")
+
+    def terminate(self, tenant_id: str, call_sid: str) -> Call:
+        call = self._require(tenant_id, call_sid)
+        call.terminate()
+        return call
+
+    def call_ended(self, call: Call) -> None:
+        self._live.get(call.tenant_id, {}).pop(call.sid, None)
+        self._trunk_load[call.request.trunk.id] -= 1
+        ended = self._ended.setdefault(call.tenant_id, OrderedDict())
+        ended[call.sid] = call
+        if len(ended) > ENDED_CALLS_KEPT:
+            ended.popitem(last=False)
+
+    def find(self, tenant_id: str, call_sid: str, include_ended: bool = False) -> Call | None:
+        call = self._live.get(tenant_id, {}).get(call_sid)
+        if call is None and include_ended:
+            call = self._ended.get(tenant_id, {}).get(call_sid)
+        return call
+
+    def _require(self, tenant_id: str, call_sid: str) -> Call:
+        call = self.find(tenant_id, call_sid)
+        if call is None:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"no active call {call_sid!r}")
+        return call
+
+    def active_calls(self, tenant_id: str) -> list[Call]:
+        return list(self._live.get(tenant_id, {}).values())
+
+    # --- dialplan -----------------------------------------------------------------------------
+
+    def execute_dialplan(self, tenant_id: str, call_sid: str, action: DialplanAction, args: str) -> Call:
+        call = self._require(tenant_id, call_sid)
+        if action not in SWITCHABLE_APPS:
+            raise CallError(ErrorCode.ERR_INTERNAL_ERROR, f"not available yet: {action.name}")
+        if action is DialplanAction.PLAYBACK and not args:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "PLAYBACK needs app_args: a .wav path or URL")
+        if action is DialplanAction.UNPARK_AND_BRIDGE:
+            target = self.parked_call(tenant_id, args)
+            if target is None or target is call:
+                raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"no parked call {args!r} to bridge with")
+        if call.state is not CallState.ANSWERED:
+            call.app = App(action, args)  # runs when the far end answers
+        elif action is DialplanAction.PLAYBACK:
+            call.play_then_resume(Playback(args))
+        else:
+            call.enter(App(action, args))
+        return call
+
+    # --- buckets ------------------------------------------------------------------------------
+
+    def park(self, call: Call, bucket_id: str) -> None:
+        self._buckets.setdefault(call.tenant_id, {}).setdefault(bucket_id, {})[call.sid] = call
+        call.bucket = call.last_bucket = bucket_id
+
+    def unpark(self, call: Call) -> None:
+        buckets = self._buckets.get(call.tenant_id, {})
+        members = buckets.get(call.bucket or "")
+        if members is not None:
+            members.pop(call.sid, None)
+            if not members:
+                del buckets[call.bucket]
+        call.bucket = None
+
+    def parked_call(self, tenant_id: str, call_sid: str) -> Call | None:
+        call = self.find(tenant_id, call_sid)
+        return call if call is not None and call.bucket is not None else None
+
+    def buckets(self, tenant_id: str) -> list[tuple[str, int]]:
+        return [(bucket_id, len(calls)) for bucket_id, calls in sorted(self._buckets.get(tenant_id, {}).items())]
+
+    def bucket_calls(self, tenant_id: str, bucket_id: str) -> list[str]:
+        return list(self._buckets.get(tenant_id, {}).get(bucket_id, {}))
+
+    def bucket_action(self, tenant_id: str, bucket_id: str, action: int) -> int:
+        calls = list(self._buckets.get(tenant_id, {}).get(bucket_id, {}).values())
+        if action == 0:
+            for call in calls:
+                call.terminate()
+            return len(calls)
+        if action == 1:
+            return 0  # unpark-and-bridge to the call's AI stream comes with the AI bridge; calls stay parked
+        if action == 2:
+            announcement = Announcement(self.announcements.get(bucket_id, ""))
+            for call in calls:
+                call.play_then_resume(announcement)
+            return len(calls)
+        raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"bucket action {action} is not 0 (hangup), 1 (unpark+bridge) or 2 (playback)")

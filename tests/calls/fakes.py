@@ -1,0 +1,89 @@
+"""A scripted telephony side for domain tests: legs that record what the domain asked of them and
+let the test play the far end. (End-to-end behaviour is tested against SIPp elsewhere.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trunkline.calls.ports import AudioSpec, LegEvents, MediaStats
+
+
+@dataclass
+class FakeLeg:
+    events: LegEvents
+    to: str
+    trunk_id: str
+    playing: list = field(default_factory=list)
+    bridged_to: "FakeLeg | None" = None
+    hangups: int = 0
+    closed: bool = False
+    answered: bool = False
+
+    def hangup(self) -> None:
+        self.hangups += 1
+
+    def play(self, audio: AudioSpec | None) -> None:
+        self.playing.append(audio)
+
+    def bridge(self, other: "FakeLeg") -> None:
+        self.bridged_to, other.bridged_to = other, self
+
+    def unbridge(self) -> None:
+        if self.bridged_to is not None:
+            self.bridged_to.bridged_to = None
+        self.bridged_to = None
+
+    def media_stats(self) -> MediaStats:
+        return MediaStats(packets_sent=50, packets_received=49, packets_lost=1, bytes_sent=8000, jitter_ms=1.5, estimated_mos=4.3)
+
+    # the far end
+    def ring(self) -> None:
+        self.events.leg_ringing()
+
+    def answer(self) -> None:
+        self.answered = True
+        self.events.leg_answered("PCMU")
+
+    def fail(self, status: int) -> None:
+        self.events.leg_failed(status, "x")
+        self.close()
+
+    def remote_bye(self) -> None:
+        self.events.leg_remote_hangup()
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.events.leg_closed()
+
+
+class FakeTelephony:
+    def __init__(self) -> None:
+        self.legs: list[FakeLeg] = []
+
+    def place_call(self, trunk, to, call_from, events) -> FakeLeg:
+        leg = FakeLeg(events, to, trunk.id)
+        self.legs.append(leg)
+        return leg
+
+
+class ManualTimers:
+    def __init__(self) -> None:
+        self.pending: list[list] = []
+
+    def __call__(self, delay, callback):
+        entry = [delay, callback, False]
+        self.pending.append(entry)
+
+        class Handle:
+            def cancel(self_inner) -> None:
+                entry[2] = True
+
+        return Handle()
+
+    def fire(self, delay) -> None:
+        for entry in list(self.pending):
+            if entry[0] == delay and not entry[2]:
+                entry[2] = True
+                entry[1]()

@@ -1,0 +1,227 @@
+"""The call domain: Originate rules, the call lifecycle and its events, dialplan apps, buckets."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.calls.fakes import FakeTelephony, ManualTimers
+from trunkline.calls.errors import CallError
+from trunkline.calls.events import EventHub
+from trunkline.calls.ports import Announcement, MusicOnHold, Playback, Silence
+from trunkline.calls.service import CallService
+from trunkline.config import TrunkConfig
+from trunkline.enums import DialplanAction, ErrorCode, EventType
+
+TRUNKS = (
+    TrunkConfig(id="carrier", tenant="t", caller_ids=("+15550001111",), max_concurrent=3, ring_timeout_s=30, max_duration_s=600),
+    TrunkConfig(id="theirs", tenant="other"),
+)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.got = []
+
+    def deliver(self, event) -> bool:
+        self.got.append(event)
+        return True
+
+
+@pytest.fixture
+def world():
+    telephony, timers, hub, rec = FakeTelephony(), ManualTimers(), EventHub(), Recorder()
+    hub.subscribe("t", "", rec)
+    service = CallService(TRUNKS, telephony, hub, timers, clock=lambda: 1000.0, announcements={"vip": "/a.wav"})
+    return service, telephony, timers, rec
+
+
+def dial(service, **kw):
+    fields = {"to": "+15551234567", "call_from": "+15550001111", "default_app": DialplanAction.PARK} | kw
+    return service.originate("t", fields.pop("trunk_id", "carrier"), fields.pop("call_sid", ""), **fields)
+
+
+@pytest.mark.parametrize(
+    "kw,code",
+    [
+        ({"trunk_id": "nope"}, ErrorCode.ERR_INVALID_TRUNK),
+        ({"trunk_id": "theirs"}, ErrorCode.ERR_INVALID_TRUNK),
+        ({"to": "5551234"}, ErrorCode.ERR_INVALID_DESTINATION),
+        ({"to": "+123"}, ErrorCode.ERR_INVALID_DESTINATION),
+        ({"to": "http://x"}, ErrorCode.ERR_INVALID_DESTINATION),
+        ({"call_from": "+19999999999"}, ErrorCode.ERR_VALIDATION_FAILED),
+        ({"default_app": DialplanAction.TRANSFER}, ErrorCode.ERR_VALIDATION_FAILED),
+        ({"default_app": DialplanAction.PLAYBACK}, ErrorCode.ERR_VALIDATION_FAILED),
+        ({"max_duration_ms": -1}, ErrorCode.ERR_VALIDATION_FAILED),
+    ],
+)
+def test_originate_refusals(world, kw, code):
+    service, telephony, *_ = world
+    with pytest.raises(CallError) as err:
+        dial(service, **kw)
+    assert err.value.code == code
+    assert telephony.legs == []
+
+
+def test_sip_uri_destinations_are_accepted(world):
+    service, telephony, *_ = world
+    dial(service, to="sip:alice@example.com;transport=tcp")
+    assert telephony.legs[0].to == "sip:alice@example.com;transport=tcp"
+
+
+def test_call_sid_is_an_idempotency_key(world):
+    service, telephony, *_ = world
+    first = dial(service, call_sid="abc")
+    assert dial(service, call_sid="abc") is first
+    assert len(telephony.legs) == 1
+
+
+def test_trunk_max_concurrent_is_enforced_and_released(world):
+    service, telephony, *_ = world
+    for _ in range(3):
+        dial(service)
+    with pytest.raises(CallError) as err:
+        dial(service)
+    assert err.value.code == ErrorCode.ERR_RATE_LIMITED
+    telephony.legs[0].fail(503)
+    dial(service)
+
+
+def test_answered_call_events_in_order_with_hangup_statistics(world):
+    service, telephony, timers, rec = world
+    call = dial(service)
+    leg = telephony.legs[0]
+    leg.ring()
+    leg.ring()  # 180 then 183: one RINGING
+    leg.answer()
+    leg.remote_bye()
+    assert [(e.event_type, e.status) for e in rec.got] == [
+        (EventType.CHANNEL_CREATE, "INITIATED"), (EventType.CHANNEL_CREATE, "RINGING"),
+        (EventType.CHANNEL_ANSWER, "ANSWERED"), (EventType.CHANNEL_HANGUP_COMPLETE, "COMPLETED")]
+    hangup = rec.got[-1]
+    assert (hangup.q850_cause, hangup.codec, hangup.packets_sent, hangup.packets_lost) == (16, "PCMU", 50, 1)
+    assert hangup.trunk_id == "carrier" and hangup.call_sid == call.sid
+    assert service.find("t", call.sid) is None and service.find("t", call.sid, include_ended=True) is call
+
+
+@pytest.mark.parametrize("sip,status,cause", [(486, "BUSY", 17), (503, "FAILED", 41), (603, "REJECTED", 21), (404, "FAILED", 1)])
+def test_failures_map_to_status_and_q850(world, sip, status, cause):
+    service, telephony, _, rec = world
+    dial(service)
+    telephony.legs[0].fail(sip)
+    assert (rec.got[-1].status, rec.got[-1].q850_cause) == (status, cause)
+
+
+def test_terminate_while_ringing_cancels(world):
+    service, telephony, _, rec = world
+    call = dial(service)
+    telephony.legs[0].ring()
+    service.terminate("t", call.sid)
+    assert telephony.legs[0].hangups == 1
+    telephony.legs[0].fail(487)
+    assert rec.got[-1].status == "CANCELED"
+
+
+def test_ring_timeout_is_no_answer_and_max_duration_is_timeout(world):
+    service, telephony, timers, rec = world
+    dial(service)
+    timers.fire(30)
+    assert telephony.legs[0].hangups == 1
+    telephony.legs[0].fail(487)
+    assert (rec.got[-1].status, rec.got[-1].q850_cause) == ("NO_ANSWER", 19)
+
+    dial(service, max_duration_ms=2500)
+    leg = telephony.legs[1]
+    leg.answer()
+    timers.fire(2.5)
+    assert leg.hangups == 1
+    leg.close()
+    assert rec.got[-1].status == "TIMEOUT"
+
+
+def test_trunk_default_max_duration_applies_when_zero(world):
+    service, telephony, timers, rec = world
+    dial(service)
+    telephony.legs[0].answer()
+    timers.fire(600.0)
+    assert telephony.legs[0].hangups == 1
+
+
+def test_other_tenants_calls_look_unknown(world):
+    service, *_ = world
+    call = dial(service)
+    with pytest.raises(CallError) as err:
+        service.terminate("other", call.sid)
+    assert err.value.code == ErrorCode.ERR_VALIDATION_FAILED
+
+
+def test_park_buckets_and_bucket_actions(world):
+    service, telephony, *_ = world
+    a = dial(service, default_app_args="vip")
+    b = dial(service)
+    for leg in telephony.legs:
+        leg.answer()
+    assert service.buckets("t") == [("default", 1), ("vip", 1)]
+    assert service.bucket_calls("t", "vip") == [a.sid]
+    assert service.buckets("other") == []
+    assert service.bucket_action("t", "vip", 2) == 1
+    assert telephony.legs[0].playing[-1] == Announcement("/a.wav")
+    a.leg_playback_finished()
+    assert telephony.legs[0].playing[-1] == Silence() and service.bucket_calls("t", "vip") == [a.sid]
+    assert service.bucket_action("t", "vip", 1) == 0  # AI bridging arrives later: nothing counted
+    assert service.bucket_action("t", "default", 0) == 1
+    assert telephony.legs[1].hangups == 1
+    with pytest.raises(CallError):
+        service.bucket_action("t", "default", 7)
+
+
+def test_unpark_and_bridge_then_the_survivor_returns_to_park(world):
+    service, telephony, *_ = world
+    parked = dial(service, default_app_args="vip")
+    caller = dial(service, default_app=DialplanAction.UNPARK_AND_BRIDGE, default_app_args=parked.sid)
+    telephony.legs[0].answer()
+    telephony.legs[1].answer()
+    assert telephony.legs[1].bridged_to is telephony.legs[0]
+    assert service.buckets("t") == []
+    telephony.legs[1].remote_bye()
+    assert telephony.legs[0].bridged_to is None
+    assert service.bucket_calls("t", "vip") == [parked.sid]
+    assert caller.final_status == "COMPLETED"
+
+
+def test_unpark_and_bridge_to_nothing_parks_instead(world):
+    service, telephony, *_ = world
+    call = dial(service, default_app=DialplanAction.UNPARK_AND_BRIDGE, default_app_args="ghost")
+    telephony.legs[0].answer()
+    assert call.bucket == "default"
+
+
+def test_playback_as_app_hangs_up_at_the_end_and_mid_call_playback_resumes(world):
+    service, telephony, _, rec = world
+    dial(service, default_app=DialplanAction.PLAYBACK, default_app_args="/x.wav")
+    leg = telephony.legs[0]
+    leg.answer()
+    assert leg.playing == [Playback("/x.wav")]
+    leg.events.leg_playback_finished()
+    assert leg.hangups == 1
+
+    call = dial(service, default_app=DialplanAction.MUSIC_ON_HOLD)
+    leg = telephony.legs[1]
+    leg.answer()
+    service.execute_dialplan("t", call.sid, DialplanAction.PLAYBACK, "/y.wav")
+    leg.events.leg_playback_finished()
+    assert leg.playing == [MusicOnHold(), Playback("/y.wav"), MusicOnHold()]
+    assert leg.hangups == 0
+
+
+def test_execute_dialplan_validation(world):
+    service, telephony, *_ = world
+    call = dial(service)
+    telephony.legs[0].answer()
+    with pytest.raises(CallError, match="no active call 'nope'"):
+        service.execute_dialplan("t", "nope", DialplanAction.PARK, "")
+    with pytest.raises(CallError, match="not available yet: TRANSFER"):
+        service.execute_dialplan("t", call.sid, DialplanAction.TRANSFER, "+1555")
+    with pytest.raises(CallError, match="no parked call"):
+        service.execute_dialplan("t", call.sid, DialplanAction.UNPARK_AND_BRIDGE, call.sid)
+    service.execute_dialplan("t", call.sid, DialplanAction.HANGUP, "")
+    assert telephony.legs[0].hangups == 1
