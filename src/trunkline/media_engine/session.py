@@ -1,0 +1,544 @@
+"""One call leg's media: an RTP/RTCP socket pair bridged to the sans-I/O core and the media clock.
+
+Inbound datagrams are handled as they arrive (parse, statistics, DTMF, jitter buffer); everything
+paced (playout to the consumer, the outbound frame, DTMF sending, RTCP reports) happens in
+:meth:`MediaSession.tick`, called by the shared :class:`~trunkline.media_engine.clock.MediaClock`,
+so a leg costs no timer or task of its own.
+
+Choices a peer can observe:
+
+* RTP is symmetric: we send from the port we receive on, and send to wherever the peer's stream
+  actually comes from (first valid packet latches; the same SSRC moving to a new address re-latches),
+  because NATs and SBCs routinely make the SDP address wrong.
+* RTCP goes to the peer's RTP port + 1 from our RTP port + 1 (no ``a=rtcp-mux`` in our SDP), or
+  to wherever the peer's RTCP comes from; RTCP multiplexed on the RTP port is accepted too.
+* Muted, the leg keeps sending G.711 silence rather than nothing: the source keeps being consumed
+  (muting is a microphone switch, not a pause) and the stream stays continuous, so NAT bindings and
+  the peer's RTP-timeout hang-up detection are unaffected.
+* A live source with nothing to say (an agent between sentences) is also filled with silence; only
+  ``play(None)``, a finished source or a direction that forbids sending stops the packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import cast
+
+from trunkline.media.dtmf import DtmfReceiver, DtmfSender, ToneGenerator
+from trunkline.media.errors import MediaError, RtcpError, RtpError
+from trunkline.media.g711 import PCMU, G711Codec, codec_by_name
+from trunkline.media.jitter import JitterBuffer
+from trunkline.media.rtcp import (
+    Bye,
+    ReceiverReport,
+    RtcpPacket,
+    SenderReport,
+    SourceDescription,
+    build_rtcp,
+    ntp_timestamp,
+    parse_rtcp,
+    round_trip_time,
+)
+from trunkline.media.rtp import RtpSender, is_rtcp, parse_rtp
+from trunkline.media.sdp import NegotiatedMedia
+from trunkline.media.stats import MediaStatsSnapshot, ReceiveStatistics, snapshot
+from trunkline.media_engine.clock import MediaClock
+from trunkline.media_engine.ports import PortLease, RtpPortPool
+from trunkline.media_engine.sources import FRAME_MS, FRAME_SAMPLES, SILENCE_FRAME, AudioSource
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int] | tuple[str, int, int, int]
+_HOLD_ADDRESSES = ("0.0.0.0", "::")
+_EVENT_PAYLOAD_BYTES = 4
+
+
+def _sdp_target(address: str, port: int) -> tuple[str, int] | None:
+    """Where the SDP says to send, or None for a hold address, port 0 or a name.
+
+    Names would need DNS, which must not block the media path; trunks put literal addresses in
+    SDP, and for the rare one that does not, latching onto its first packet still finds it.
+    """
+    if port == 0 or address in _HOLD_ADDRESSES:
+        return None
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, address)
+        except OSError:
+            continue
+        return (address, port)
+    return None
+
+
+class _RtpProtocol(asyncio.DatagramProtocol):
+    transport: asyncio.DatagramTransport
+
+    def __init__(self, session: MediaSession) -> None:
+        self.session = session
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Not an isinstance check: CPython's selector UDP transport does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self.session._on_rtp_datagram(data, addr, self.transport)
+        except Exception:
+            log.exception("RTP datagram from %s dropped", addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP unreachable from a peer that has gone away; the call layer decides about RTP timeouts.
+        self.session.socket_errors += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session._on_transport_lost()
+
+
+class _RtcpProtocol(_RtpProtocol):
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self.session._on_rtcp(data, addr, self.transport)
+        except Exception:
+            log.exception("RTCP datagram from %s dropped", addr)
+
+
+class MediaSession:
+    """The media of one call leg; create with :meth:`open`, then :meth:`configure` from the SDP.
+
+    Callbacks run on the event loop; they are plain attributes so the calls layer can swap them:
+    ``on_audio(pcm)`` gets each tick's inbound frame (320 bytes of PCM16, or None for a gap),
+    ``on_dtmf(digit)`` each received key press, ``on_source_finished(source)`` a source that ended.
+    An exception from a callback is logged and does not disturb the media.
+    """
+
+    def __init__(
+        self,
+        clock: MediaClock,
+        lease: PortLease,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        cname: str | None = None,
+        rtcp_interval: float = 5.0,
+        jitter_min_ms: int = 20,
+        jitter_max_ms: int = 200,
+    ) -> None:
+        self.on_audio: Callable[[bytes | None], None] | None = None
+        self.on_dtmf: Callable[[str], None] | None = None
+        self.on_source_finished: Callable[[AudioSource], None] | None = None
+        self.muted = False
+        self.malformed = 0
+        """Datagrams that were not valid RTP/RTCP (or telephone-event) and were dropped."""
+        self.ignored = 0
+        """Valid RTP dropped: unexpected payload type, foreign source, or arriving before configure."""
+        self.socket_errors = 0
+        self.rtcp_interval = rtcp_interval
+        self._clock = clock
+        self._lease = lease
+        self._loop = loop
+        rng = random.SystemRandom()
+        self._rtp = RtpSender(
+            rng.getrandbits(32), PCMU.payload_type, sequence=rng.getrandbits(16), timestamp=rng.getrandbits(32)
+        )
+        self.cname = cname or f"trunkline-{self._rtp.ssrc:08x}"
+        self._dtmf_tx = DtmfSender(self._rtp)
+        self._inband_dtmf: deque[bytes] = deque()
+        self._dtmf_rx = DtmfReceiver()
+        self._jitter = JitterBuffer(min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms)
+        self._rx: ReceiveStatistics | None = None
+        self._prior_received = (0, 0, 0)  # packets, octets, lost of earlier remote SSRCs
+        self._negotiated: NegotiatedMedia | None = None
+        self._codec: G711Codec = PCMU
+        self._silence_payload = PCMU.silence(FRAME_SAMPLES)
+        self._audio_pt = -1
+        self._event_pt = -1
+        self._may_send = False
+        self._may_receive = False
+        self._sdp_remote: tuple[str, int] | None = None
+        self._remote: Address | None = None
+        self._latched = False
+        self._remote_ssrc: int | None = None
+        self._rtcp_target: tuple[asyncio.DatagramTransport, Address] | None = None
+        self._rtcp_latched = False
+        self._packets_at_last_report = 0
+        self._next_rtcp = 0.0
+        self._rtt: float | None = None
+        self._wall_offset = time.time() - loop.time()
+        self._source: AudioSource | None = None
+        self._rtp_transport: asyncio.DatagramTransport
+        self._rtcp_transport: asyncio.DatagramTransport
+        self._open_transports = 0
+        self._closing = False
+        self._closed: asyncio.Future[None] = loop.create_future()
+
+    @classmethod
+    async def open(
+        cls,
+        clock: MediaClock,
+        pool: RtpPortPool,
+        *,
+        cname: str | None = None,
+        rtcp_interval: float = 5.0,
+        jitter_min_ms: int = 20,
+        jitter_max_ms: int = 200,
+    ) -> MediaSession:
+        """Lease a port pair, start receiving on it and join the clock; raises PortPoolExhausted."""
+        loop = asyncio.get_running_loop()
+        lease = pool.acquire()
+        session = cls(
+            clock,
+            lease,
+            loop,
+            cname=cname,
+            rtcp_interval=rtcp_interval,
+            jitter_min_ms=jitter_min_ms,
+            jitter_max_ms=jitter_max_ms,
+        )
+        try:
+            rtp_transport, _ = await loop.create_datagram_endpoint(lambda: _RtpProtocol(session), sock=lease.rtp_socket)
+            session._open_transports += 1
+            session._rtp_transport = rtp_transport
+            rtcp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: _RtcpProtocol(session), sock=lease.rtcp_socket
+            )
+            session._open_transports += 1
+            session._rtcp_transport = rtcp_transport
+        except BaseException:
+            if session._open_transports:
+                session._closing = True
+                session._rtp_transport.close()
+            else:
+                lease.release()
+            raise
+        clock.add(session)
+        return session
+
+    # --- state ------------------------------------------------------------------------------------
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """Where the peer should send RTP: the address and port to put in our SDP."""
+        return (self._lease.pool.host, self._lease.port)
+
+    @property
+    def remote_address(self) -> Address | None:
+        """Where RTP currently goes: the latched source of the peer's stream, else the SDP address."""
+        return self._remote
+
+    @property
+    def latched(self) -> bool:
+        return self._latched
+
+    @property
+    def negotiated(self) -> NegotiatedMedia | None:
+        return self._negotiated
+
+    @property
+    def source(self) -> AudioSource | None:
+        return self._source
+
+    @property
+    def ssrc(self) -> int:
+        return self._rtp.ssrc
+
+    @property
+    def remote_ssrc(self) -> int | None:
+        return self._remote_ssrc
+
+    @property
+    def rtt(self) -> float | None:
+        """Round-trip time in seconds from the peer's latest RTCP report about us, if any."""
+        return self._rtt
+
+    @property
+    def jitter_buffer(self) -> JitterBuffer:
+        return self._jitter
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def stats(self) -> MediaStatsSnapshot:
+        """Call-quality figures; the MOS delay term is half the RTT plus the jitter buffer's delay."""
+        delay_ms = self._jitter.target_delay_ms + (self._rtt * 500.0 if self._rtt is not None else 0.0)
+        snap = snapshot(self._rx, self._rtp.stats, one_way_delay_ms=delay_ms)
+        packets, octets, lost = self._prior_received
+        if packets:
+            snap = replace(
+                snap,
+                packets_received=snap.packets_received + packets,
+                bytes_received=snap.bytes_received + octets,
+                packets_lost=snap.packets_lost + lost,
+            )
+        return snap
+
+    # --- control ----------------------------------------------------------------------------------
+
+    def configure(self, negotiated: NegotiatedMedia) -> None:
+        """Apply an offer/answer outcome; call again after every re-INVITE.
+
+        A changed SDP address replaces the latched one (the peer moved on purpose); an unchanged one
+        keeps the latch, since the SDP address may be the wrong one that latching corrected.
+        Raises MediaError for a codec other than PCMU/PCMA.
+        """
+        if self._closing:
+            raise MediaError("media session is closed")
+        codec = codec_by_name(negotiated.codec)
+        if self._negotiated is not None and (codec is not self._codec or negotiated.payload_type != self._audio_pt):
+            self._jitter.reset()
+        elif self._negotiated is None:
+            self._next_rtcp = self._loop.time() + self.rtcp_interval * random.uniform(0.5, 1.5)
+        self._codec = codec
+        self._silence_payload = codec.silence(FRAME_SAMPLES)
+        self._audio_pt = negotiated.payload_type
+        self._rtp.payload_type = negotiated.payload_type
+        self._event_pt = negotiated.telephone_event_pt if negotiated.telephone_event_pt is not None else -1
+        if negotiated.telephone_event_pt is not None:
+            self._dtmf_tx.payload_type = negotiated.telephone_event_pt
+        target = _sdp_target(negotiated.remote_address, negotiated.remote_port)
+        if self._negotiated is None or target != self._sdp_remote:
+            self._sdp_remote = target
+            self._remote = target
+            self._latched = False
+            self._rtcp_latched = False
+            self._rtcp_target = (self._rtcp_transport, (target[0], target[1] + 1)) if target else None
+        self._may_send = negotiated.may_send
+        self._may_receive = negotiated.may_receive
+        self._negotiated = negotiated
+
+    def play(self, source: AudioSource | None) -> AudioSource | None:
+        """Make ``source`` what this leg sends from the next tick on (None: send nothing); returns the previous."""
+        previous = self._source
+        self._source = source
+        return previous
+
+    def send_dtmf(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
+        """Queue key presses: RFC 4733 events if negotiated, else in-band tones; they pause the source."""
+        if self._negotiated is None:
+            raise MediaError("cannot send DTMF before the media is negotiated")
+        if self._event_pt >= 0:
+            self._dtmf_tx.send(digits, duration_ms, gap_ms)
+            return
+        tone_frames = -(-duration_ms // FRAME_MS)
+        gap_frames = -(-gap_ms // FRAME_MS)
+        for digit in digits:
+            generator = ToneGenerator.dtmf(digit)
+            self._inband_dtmf.extend(generator.generate(FRAME_SAMPLES) for _ in range(tone_frames))
+            self._inband_dtmf.extend([SILENCE_FRAME] * gap_frames)
+
+    def close(self) -> None:
+        """Say RTCP BYE, leave the clock and close the sockets; the port returns to the pool once both
+        transports have closed (await :meth:`wait_closed`). Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._clock.remove(self)
+        if self._negotiated is not None:
+            self._send_rtcp(self._loop.time(), bye=True)
+        self._rtp_transport.close()
+        self._rtcp_transport.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    # --- the clock --------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        if self._negotiated is None:
+            return
+        try:
+            self._tick_inbound(now)
+        except Exception:
+            log.exception("inbound media tick failed on port %d", self._lease.port)
+        try:
+            self._tick_outbound()
+        except Exception:
+            log.exception("outbound media tick failed on port %d", self._lease.port)
+        if now >= self._next_rtcp:
+            self._next_rtcp = now + self.rtcp_interval
+            self._send_rtcp(now)
+
+    def _tick_inbound(self, now: float) -> None:
+        payload = self._jitter.pop(now)
+        consumer = self.on_audio
+        if consumer is not None:
+            consumer(self._codec.decode(payload) if payload is not None else None)
+        for digit in self._dtmf_rx.poll(now):
+            self._deliver_dtmf(digit.digit)
+
+    def _tick_outbound(self) -> None:
+        rtp = self._rtp
+        remote = self._remote
+        if not self._may_send or remote is None:
+            rtp.skip()
+            return
+        if self._event_pt >= 0:
+            event = self._dtmf_tx.tick()
+            if event is not None:
+                self._rtp_transport.sendto(event, remote)
+                return
+        if self._inband_dtmf:
+            self._rtp_transport.sendto(rtp.packetize(self._codec.encode(self._inband_dtmf.popleft())), remote)
+            return
+        source = self._source
+        if source is None:
+            rtp.skip()
+            return
+        frame = source.read()
+        if frame is None:
+            if source.finished:
+                rtp.skip()
+                self._source = None
+                callback = self.on_source_finished
+                if callback is not None:
+                    callback(source)
+                return
+            payload = self._silence_payload
+        elif self.muted:
+            payload = self._silence_payload
+        else:
+            payload = self._codec.encode(frame)
+        self._rtp_transport.sendto(rtp.packetize(payload), remote)
+
+    # --- inbound datagrams ------------------------------------------------------------------------
+
+    def _on_rtp_datagram(self, data: bytes, addr: Address, transport: asyncio.DatagramTransport) -> None:
+        if is_rtcp(data):
+            self._on_rtcp(data, addr, transport)
+            return
+        if self._negotiated is None or self._closing:
+            self.ignored += 1
+            return
+        try:
+            packet = parse_rtp(data)
+        except RtpError:
+            self.malformed += 1
+            return
+        pt = packet.payload_type
+        if pt == self._audio_pt:
+            valid = len(packet.payload) > 0
+        elif pt == self._event_pt:
+            valid = len(packet.payload) >= _EVENT_PAYLOAD_BYTES
+        else:
+            self.ignored += 1
+            return
+        if not valid:  # checked before latching: a junk packet must not steer our stream
+            self.malformed += 1
+            return
+        ssrc = packet.ssrc
+        if addr != self._remote:
+            if self._latched and ssrc != self._remote_ssrc:
+                self.ignored += 1
+                return
+            self._remote = addr
+            if not self._rtcp_latched:
+                self._rtcp_target = (self._rtcp_transport, (addr[0], addr[1] + 1))
+        self._latched = True
+        if ssrc != self._remote_ssrc:
+            self._new_remote_stream(ssrc)
+        rx = self._rx
+        assert rx is not None
+        now = self._loop.time()
+        rx.on_packet(packet.sequence, packet.timestamp, len(packet.payload), now)
+        if not self._may_receive:
+            return
+        if pt == self._audio_pt:
+            self._jitter.push(packet.sequence, packet.timestamp, packet.payload, now)
+            return
+        try:
+            digits = self._dtmf_rx.feed(packet.timestamp, packet.payload, now)
+        except MediaError:
+            self.malformed += 1
+            return
+        for digit in digits:
+            self._deliver_dtmf(digit.digit)
+
+    def _new_remote_stream(self, ssrc: int) -> None:
+        """The peer started a new stream (first packet, or a new SSRC after a transfer or re-INVITE)."""
+        old = self._rx
+        if old is not None:
+            packets, octets, lost = self._prior_received
+            self._prior_received = (packets + old.packets, octets + old.octets, lost + max(0, old.cumulative_lost))
+            self._jitter.reset()
+            self._dtmf_rx = DtmfReceiver()
+        self._remote_ssrc = ssrc
+        self._rx = ReceiveStatistics(ssrc, self._codec.clock_rate)
+
+    def _deliver_dtmf(self, digit: str) -> None:
+        callback = self.on_dtmf
+        if callback is None:
+            return
+        try:
+            callback(digit)
+        except Exception:
+            log.exception("on_dtmf callback failed")
+
+    # --- RTCP -------------------------------------------------------------------------------------
+
+    def _on_rtcp(self, data: bytes, addr: Address, transport: asyncio.DatagramTransport) -> None:
+        if self._negotiated is None or self._closing:
+            self.ignored += 1
+            return
+        try:
+            packets = parse_rtcp(data)
+        except RtcpError:
+            self.malformed += 1
+            return
+        now = self._loop.time()
+        arrival = ntp_timestamp(self._wall_offset + now)
+        for packet in packets:
+            if not isinstance(packet, (SenderReport, ReceiverReport)):
+                continue
+            if self._remote_ssrc is not None and packet.ssrc != self._remote_ssrc:
+                continue
+            self._rtcp_target = (transport, addr)
+            self._rtcp_latched = True
+            if isinstance(packet, SenderReport) and self._rx is not None:
+                self._rx.on_sender_report(packet.ntp_timestamp, now)
+            for block in packet.reports:
+                if block.ssrc == self._rtp.ssrc:
+                    rtt = round_trip_time(block, arrival)
+                    if rtt is not None:
+                        self._rtt = rtt
+
+    def _send_rtcp(self, now: float, *, bye: bool = False) -> None:
+        target = self._rtcp_target
+        if target is None:
+            return
+        rx = self._rx
+        blocks = (rx.report_block(now),) if rx is not None and rx.received > 0 else ()
+        sent = self._rtp.stats
+        report: RtcpPacket
+        if sent.packets > self._packets_at_last_report:
+            report = SenderReport(
+                self._rtp.ssrc,
+                ntp_timestamp(self._wall_offset + now),
+                self._rtp.timestamp,
+                sent.packets,
+                sent.octets,
+                blocks,
+            )
+        else:
+            report = ReceiverReport(self._rtp.ssrc, blocks)
+        self._packets_at_last_report = sent.packets
+        parts: list[RtcpPacket] = [report, SourceDescription.cname(self._rtp.ssrc, self.cname)]
+        if bye:
+            parts.append(Bye((self._rtp.ssrc,)))
+        transport, addr = target
+        transport.sendto(build_rtcp(parts), addr)
+
+    def _on_transport_lost(self) -> None:
+        self._open_transports -= 1
+        if self._open_transports == 0:
+            self._lease.release()
+            if not self._closed.done():
+                self._closed.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"<MediaSession port={self._lease.port} remote={self._remote} ssrc={self._rtp.ssrc:08x}>"

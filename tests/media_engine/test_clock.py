@@ -1,0 +1,208 @@
+"""MediaClock against a fake loop (exact deadlines, no waiting) and, briefly, the real one."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+
+from trunkline.media_engine.clock import LatenessRecorder, MediaClock
+
+
+class FakeHandle:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeLoop:
+    """Just enough of an event loop for the clock: a settable time and ordered timers."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+        self.scheduled: list[float] = []
+        self._timers: list[tuple[float, int, FakeHandle, Callable[[], Any]]] = []
+        self._seq = 0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> FakeHandle:
+        handle = FakeHandle()
+        self._seq += 1
+        self.scheduled.append(when)
+        heapq.heappush(self._timers, (when, self._seq, handle, callback))
+        return handle
+
+    @property
+    def pending(self) -> int:
+        return sum(not h.cancelled for _, _, h, _ in self._timers)
+
+    def run_next(self, delay: float = 0.0) -> None:
+        """Fire the earliest live timer ``delay`` seconds after it was due (or now, if later)."""
+        while True:
+            when, _, handle, callback = heapq.heappop(self._timers)
+            if not handle.cancelled:
+                break
+        self.now = max(self.now, when + delay)
+        callback()
+
+
+class Recorder:
+    def __init__(self, name: str, log: list[tuple[str, float]], action: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self.log = log
+        self.action = action
+
+    def tick(self, now: float) -> None:
+        self.log.append((self.name, now))
+        if self.action is not None:
+            self.action()
+
+
+def make_clock(loop: FakeLoop, **kwargs: Any) -> MediaClock:
+    return MediaClock(cast(asyncio.AbstractEventLoop, loop), **kwargs)
+
+
+def test_ticks_every_participant_once_in_registration_order():
+    loop = FakeLoop()
+    clock = make_clock(loop)
+    log: list[tuple[str, float]] = []
+    for name in "abc":
+        clock.add(Recorder(name, log))
+    for _ in range(3):
+        loop.run_next()
+    assert [n for n, _ in log] == list("abcabcabc")
+    assert clock.ticks == 3
+
+
+def test_deadlines_are_absolute_so_late_ticks_do_not_drift():
+    loop = FakeLoop(now=10.0)
+    clock = make_clock(loop, interval=0.02)
+    clock.add(Recorder("a", []))
+    for _ in range(5):
+        loop.run_next(delay=0.005)  # every tick fires 5 ms late
+    assert loop.scheduled == pytest.approx([10.02 + 0.02 * k for k in range(6)])
+    assert clock.lateness.percentile(50) == pytest.approx(0.005)
+    assert clock.lateness.max == pytest.approx(0.005)
+    assert clock.skipped == 0
+
+
+def test_falling_far_behind_skips_ahead_instead_of_bursting():
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02, max_lag_ticks=3)
+    log: list[tuple[str, float]] = []
+    clock.add(Recorder("a", log))
+    loop.run_next()  # due at 0.02, on time
+    loop.run_next(delay=0.205)  # due at 0.04, runs at 0.245: ten intervals late
+    # The next deadline would be 0.06, 9.25 intervals in the past: those 9 ticks are skipped.
+    assert clock.skipped == 9
+    assert loop.scheduled[-1] == pytest.approx(0.24)
+    loop.run_next()
+    assert len(log) == 3  # no burst of catch-up ticks
+    assert clock.lateness.max == pytest.approx(0.205)
+
+
+def test_a_small_lag_is_caught_up_rather_than_skipped():
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02, max_lag_ticks=3)
+    clock.add(Recorder("a", []))
+    loop.run_next(delay=0.05)  # 2.5 intervals late: within the allowed lag
+    assert clock.skipped == 0
+    assert loop.scheduled[-1] == pytest.approx(0.04)
+
+
+def test_participants_added_or_removed_during_a_tick():
+    loop = FakeLoop()
+    clock = make_clock(loop)
+    log: list[tuple[str, float]] = []
+    late = Recorder("late", log)
+    victim = Recorder("victim", log)
+
+    def churn() -> None:
+        clock.add(late)
+        clock.remove(victim)
+
+    clock.add(Recorder("first", log, churn))
+    clock.add(victim)
+    loop.run_next()
+    assert [n for n, _ in log] == ["first"]  # victim removed before its turn; late joins next tick
+    loop.run_next()
+    assert [n for n, _ in log[1:]] == ["first", "late"]
+    assert victim not in clock and late in clock
+
+
+def test_a_failing_participant_is_logged_and_does_not_stop_the_others(caplog):
+    loop = FakeLoop()
+    clock = make_clock(loop)
+    log: list[tuple[str, float]] = []
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    clock.add(Recorder("bad", log, boom))
+    clock.add(Recorder("good", log))
+    with caplog.at_level(logging.ERROR, logger="trunkline.media_engine.clock"):
+        loop.run_next()
+        loop.run_next()
+    assert [n for n, _ in log] == ["bad", "good", "bad", "good"]
+    assert clock.errors == 2
+    assert "boom" in caplog.text
+
+
+def test_timer_runs_only_while_there_are_participants():
+    loop = FakeLoop()
+    clock = make_clock(loop)
+    assert not clock.running
+    p = Recorder("a", [])
+    clock.add(p)
+    assert clock.running and loop.pending == 1
+    clock.remove(p)
+    assert not clock.running and loop.pending == 0
+    # The last participant leaving from inside its own tick stops the timer too.
+    leaver = Recorder("self-removing", [], lambda: clock.remove(leaver))
+    clock.add(leaver)
+    loop.run_next()
+    assert not clock.running and loop.pending == 0
+
+
+def test_lateness_recorder_percentiles_and_ring():
+    rec = LatenessRecorder(capacity=100)
+    assert rec.percentile(99) == 0.0
+    for i in range(1, 201):  # only the last 100 samples (101..200) are kept; max is all-time
+        rec.record(i / 1000)
+    assert rec.percentile(50) == pytest.approx(0.150)
+    assert rec.percentile(99) == pytest.approx(0.199)
+    assert rec.percentile(100) == pytest.approx(0.200)
+    assert rec.max == pytest.approx(0.200)
+    assert rec.count == 200
+    with pytest.raises(ValueError):
+        rec.percentile(101)
+
+
+async def test_real_loop_ticks_in_order_and_stops_when_empty():
+    clock = MediaClock(interval=0.005)
+    log: list[tuple[str, float]] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def stop_after_five() -> None:
+        if len(log) == 10:
+            clock.remove(a)
+            clock.remove(b)
+            done.set_result(None)
+
+    a = Recorder("a", log)
+    b = Recorder("b", log, stop_after_five)
+    clock.add(a)
+    clock.add(b)
+    await asyncio.wait_for(done, 5)
+    assert [n for n, _ in log] == list("ab" * 5)
+    times = [t for _, t in log[::2]]
+    assert times == sorted(times)
+    assert not clock.running
