@@ -1,0 +1,564 @@
+"""Outgoing calls: the UAC side of RFC 3261 INVITE, CANCEL, BYE and in-dialog requests.
+
+An :class:`OutgoingCall` is driven entirely by endpoint callbacks (responses, timeouts, in-dialog
+requests); it creates no task of its own, so a call setup costs a few function calls beyond the
+parsing. The call layer sees it through :class:`CallListener`, whose callbacks run synchronously
+inside the event loop and must not block. SDP bodies are opaque bytes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from trunkline.sip.dialog import TARGET_REFRESH_METHODS, Dialog, DialogError, DialogState
+from trunkline.sip.digest import DigestClient
+from trunkline.sip.message import (
+    NameAddr,
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    build_response,
+    generate_call_id,
+    generate_tag,
+)
+from trunkline.sip.transaction import (
+    InviteClientTransaction,
+    InviteServerTransaction,
+    NonInviteServerTransaction,
+    build_cancel,
+)
+
+from .endpoint import ALLOW, AuthRetry, merge_headers
+from .routing import Credentials, SipTarget, header_summary, next_hop
+
+if TYPE_CHECKING:
+    from .endpoint import SipEndpoint
+
+__all__ = ["CallListener", "CallState", "OutgoingCall"]
+
+log = logging.getLogger(__name__)
+
+_GLARE_ATTEMPTS = 3
+"""re-INVITE tries when the peer answers 491 (our own INVITE crossed theirs, RFC 3261 §14.1)."""
+
+_AUTH_RETRIES = 3
+
+CallState = str
+"""One of "calling", "early", "confirmed", "terminating", "terminated"."""
+
+
+class CallListener(Protocol):
+    """What the call layer implements to follow an :class:`OutgoingCall`.
+
+    Callbacks run inside the event loop, synchronously, in protocol order; ``on_terminated`` comes
+    exactly once and last. An exception raised by a callback is logged and otherwise ignored
+    (``on_reinvite`` raising answers 500).
+    """
+
+    def on_provisional(self, status: int, reason: str, sdp: bytes | None) -> None:
+        """180/183 and other 101-199 responses (100 Trying is not reported)."""
+
+    def on_answered(self, sdp: bytes) -> None:
+        """The call was answered (2xx); the ACK has been sent."""
+
+    def on_failed(self, status: int, reason: str, headers: dict[str, str]) -> None:
+        """Final non-2xx, 408 on timeout, 503 on transport failure, 401/403/407 on auth failure."""
+
+    def on_remote_bye(self) -> None:
+        """The far end hung up; the engine answered 200."""
+
+    def on_reinvite(self, sdp: bytes | None) -> tuple[int, bytes | None]:
+        """A re-INVITE or UPDATE offer: return ``(200, answer)`` or e.g. ``(488, None)``."""
+        ...
+
+    def on_info(self, content_type: str, body: bytes) -> None:
+        """An INFO (e.g. application/dtmf-relay); the engine answers 200."""
+
+    def on_terminated(self) -> None:
+        """The call is over for whatever reason; nothing follows."""
+
+
+class OutgoingCall:
+    """One outgoing INVITE and the dialog it creates (see :class:`CallListener` for events).
+
+    States: ``calling`` (INVITE sent), ``early`` (provisional received), ``confirmed`` (answered
+    and ACKed), ``terminating`` (CANCEL or BYE in progress), ``terminated``.
+    """
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        target: SipTarget,
+        request_uri: str,
+        from_uri: str,
+        to_uri: str,
+        sdp: bytes,
+        listener: CallListener,
+        credentials: Credentials | None,
+        headers: Sequence[tuple[str, str]],
+    ) -> None:
+        self._endpoint = endpoint
+        self._target = target
+        self._listener = listener
+        self._request_uri = request_uri
+        self._from = f"{_angle(from_uri)}"
+        self._to = _angle(to_uri)
+        self._sdp = sdp
+        self._extra = list(headers)
+        self._auth = (DigestClient(credentials.username, credentials.password)
+                      if credentials is not None else None)
+        self._auth_headers: list[tuple[str, str]] = []
+        self._auth_retries = 0
+        self.call_id = generate_call_id()
+        self.local_tag = generate_tag()
+        self.remote_tag: str | None = None
+        self.remote_target: str | None = None
+        self.final_status: int | None = None
+        self.state: CallState = "calling"
+        user = _user_of(from_uri)
+        self._contact = endpoint.contact(target, user)
+        self._seq = 1
+        self._invite = self._build_invite()
+        self._invite_txn: InviteClientTransaction | None = None
+        self._provisional_seen = False
+        self._cancel_requested = False
+        self._cancel_timer: asyncio.TimerHandle | None = None
+        self._dialog: Dialog | None = None
+        self._dialog_key: tuple[str, str, str] | None = None
+        self._ack: SipRequest | None = None
+        self._hop = target
+        self._invite_pending = False
+        self._reinvite_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"OutgoingCall({self.call_id!r}, {self.state})"
+
+    # ------------------------------------------------------------------ public API
+
+    def cancel(self) -> None:
+        """CANCEL the INVITE while it has no final response (RFC 3261 §9.1).
+
+        Before any provisional response the CANCEL is held back and sent when one arrives; if none
+        ever does, the INVITE times out (timer B) and ``on_failed(408)`` reports it.
+        """
+        if self.final_status is not None or self.state in ("terminated", "confirmed"):
+            return
+        if self._cancel_requested:
+            return
+        self._cancel_requested = True
+        self.state = "terminating"
+        if self._provisional_seen:
+            self._send_cancel()
+
+    def hangup(self) -> None:
+        """End the call however far it got: BYE when confirmed, else CANCEL. Idempotent."""
+        if self.state == "confirmed":
+            self._send_bye()
+        elif self.state in ("calling", "early"):
+            self.cancel()
+
+    async def reinvite(self, sdp: bytes) -> tuple[int, bytes | None]:
+        """Send a re-INVITE offer; returns (final status, answer SDP or None).
+
+        Our re-INVITEs are serialised; a 491 is retried after 2.1-4 s, as the Call-ID owner
+        must (§14.1), at most three times. 481 or 408 end the call (§12.2.1.2).
+        """
+        if self._reinvite_lock is None:
+            self._reinvite_lock = asyncio.Lock()
+        async with self._reinvite_lock:
+            for attempt in range(_GLARE_ATTEMPTS):
+                if self.state != "confirmed":
+                    return 481, None
+                status, answer = await self._send_in_dialog("INVITE", "application/sdp", sdp, ())
+                if status != 491 or attempt + 1 == _GLARE_ATTEMPTS:
+                    return status, answer
+                await asyncio.sleep(random.uniform(2.1, 4.0))
+        return 491, None
+
+    async def request(self, method: str, content_type: str = "", body: bytes = b"",
+                      headers: Sequence[tuple[str, str]] = ()) -> int:
+        """Send an in-dialog INFO, REFER, NOTIFY… and return its final status.
+
+        408 means no answer, 503 a transport failure, 481 that the call is not confirmed.
+        """
+        method = method.upper()
+        if method in ("INVITE", "ACK", "CANCEL", "BYE"):
+            raise ValueError(f"use reinvite()/hangup() rather than request({method!r})")
+        if self.state != "confirmed":
+            return 481
+        status, _ = await self._send_in_dialog(method, content_type, body, headers)
+        return status
+
+    # ------------------------------------------------------------------ INVITE
+
+    def _build_invite(self) -> SipRequest:
+        ep = self._endpoint
+        h = ep.request_headers(self._target, self.call_id, self._seq, "INVITE",
+                               f"{self._from};tag={self.local_tag}", self._to)
+        h.add("Contact", self._contact)
+        h.add("Allow", ALLOW)
+        for name, value in self._extra:
+            h.add(name, value)
+        for name, value in self._auth_headers:
+            h.add(name, value)
+        if self._sdp:
+            h.add("Content-Type", "application/sdp")
+        return SipRequest("INVITE", self._request_uri, h, self._sdp)
+
+    def _start(self) -> None:
+        self._provisional_seen = False
+        self._invite_txn = self._endpoint.start_client(  # type: ignore[assignment]
+            self._invite, self._target, self._on_invite_message, self._on_invite_error
+        )
+
+    def _on_invite_message(self, message: SipRequest | SipResponse) -> None:
+        if not isinstance(message, SipResponse):
+            return
+        status = message.status
+        if status < 200:
+            self._on_provisional(message)
+        elif status < 300:
+            self._on_2xx(message)
+        elif not (status in (401, 407) and self._retry_with_auth(message)):
+            self._fail(status, message.reason, header_summary(message.headers))
+
+    def _on_invite_error(self, status: int, reason: str) -> None:
+        self._fail(status, reason, {})
+
+    def _on_provisional(self, response: SipResponse) -> None:
+        if not self._provisional_seen:
+            self._provisional_seen = True
+            if self._cancel_requested:
+                self._send_cancel()
+        if response.status == 100 or self.state not in ("calling", "early"):
+            return
+        self.state = "early"
+        if self._dialog is None and response.to_addr.tag:
+            try:
+                self._set_dialog(Dialog.from_uac(self._invite, response))
+            except (DialogError, SipParseError):
+                pass  # no Contact: the early dialog only matters once the 2xx arrives
+        self._notify("on_provisional", response.status, response.reason, response.body or None)
+
+    def _on_2xx(self, response: SipResponse) -> None:
+        dialog = self._dialog
+        tag = response.to_addr.tag or ""
+        if dialog is not None and dialog.state is DialogState.CONFIRMED:
+            if tag == dialog.remote_tag:
+                if self._ack is not None and response.cseq.seq == self._invite.cseq.seq:
+                    self._endpoint.send_stateless(self._ack, self._hop)  # 2xx retransmission
+            else:
+                self._ack_and_bye(response)  # a second fork answered (§13.2.2.4)
+            return
+        if self.state == "terminated":
+            self._ack_and_bye(response)
+            return
+        if dialog is not None and dialog.remote_tag == tag:
+            dialog.receive_response(response)
+        else:
+            dialog = self._uac_dialog(response)
+            self._set_dialog(dialog)
+        self.final_status = response.status
+        self.remote_tag = tag
+        self.remote_target = dialog.remote_target
+        self._hop = self._next_hop(dialog)
+        self._ack = dialog.create_ack(self._invite.cseq.seq, via=self._endpoint.via(self._hop),
+                                      headers=self._auth_headers)
+        self._endpoint.send_stateless(self._ack, self._hop)
+        self._stop_cancel_timer()
+        if self._cancel_requested:
+            # The answer crossed our CANCEL: the call must still be torn down, by BYE.
+            self.state = "confirmed"
+            self._send_bye()
+            return
+        self.state = "confirmed"
+        self._notify("on_answered", response.body)
+
+    def _stray_2xx(self, response: SipResponse) -> None:
+        self._on_2xx(response)
+
+    def _uac_dialog(self, response: SipResponse) -> Dialog:
+        """The dialog a 2xx creates; a broken peer without Contact is reached at the Request-URI."""
+        try:
+            return Dialog.from_uac(self._invite, response)
+        except (DialogError, SipParseError):
+            return Dialog(
+                call_id=self.call_id, local_tag=self.local_tag,
+                remote_tag=response.to_addr.tag or "",
+                local_uri=NameAddr.parse(self._from), remote_uri=NameAddr.parse(self._to),
+                remote_target=self._invite.uri,
+                route_set=list(reversed(response.headers.get_all("Record-Route"))),
+                local_seq=self._invite.cseq.seq, state=DialogState.CONFIRMED, is_uac=True,
+            )
+
+    def _ack_and_bye(self, response: SipResponse) -> None:
+        extra = self._uac_dialog(response)
+        hop = self._next_hop(extra)
+        via = self._endpoint.via(hop)
+        self._endpoint.send_stateless(
+            extra.create_ack(response.cseq.seq, via=via, headers=self._auth_headers), hop)
+        bye = extra.create_request("BYE", via=self._endpoint.via(hop))
+        self._endpoint.start_client(bye, hop, None, None)
+
+    def _retry_with_auth(self, response: SipResponse) -> bool:
+        """Answer a 401/407 with a new INVITE: next CSeq, same Call-ID and From tag (§22.2)."""
+        if self._auth is None or self._cancel_requested or self._auth_retries >= _AUTH_RETRIES:
+            return False
+        try:
+            extra = self._auth.answer(response, "INVITE", self._invite.uri, self._invite.body,
+                                      previous=list(self._invite.headers))
+        except (SipParseError, ValueError):
+            return False
+        if not extra:
+            return False
+        self._auth_retries += 1
+        self._auth_headers = merge_headers(self._auth_headers, extra)
+        self._seq += 1
+        self._invite = self._build_invite()
+        self._start()
+        return True
+
+    def _send_cancel(self) -> None:
+        self._endpoint.start_client(build_cancel(self._invite), self._target, None, None)
+        self._cancel_timer = self._endpoint.call_later(64 * self._endpoint.timers.t1,
+                                                       self._cancel_expired)
+
+    def _cancel_expired(self) -> None:
+        """No final response 64*T1 after CANCEL: consider the INVITE dead (§9.1)."""
+        self._cancel_timer = None
+        if self.final_status is None and self.state != "terminated":
+            if self._invite_txn is not None:
+                self._endpoint.abandon(self._invite_txn)
+            self._fail(408, "Request Timeout", {})
+
+    def _stop_cancel_timer(self) -> None:
+        if self._cancel_timer is not None:
+            self._cancel_timer.cancel()
+            self._cancel_timer = None
+
+    # ------------------------------------------------------------------ dialog
+
+    def _set_dialog(self, dialog: Dialog) -> None:
+        if self._dialog_key is not None:
+            self._endpoint.remove_dialog(self._dialog_key, self)
+        self._dialog = dialog
+        self._dialog_key = dialog.id
+        self._endpoint.add_dialog(dialog.id, self)
+
+    def _next_hop(self, dialog: Dialog) -> SipTarget:
+        if dialog.route_set:
+            try:
+                return next_hop(NameAddr.parse(dialog.route_set[0]).uri, self._target)
+            except SipParseError:
+                return self._target
+        return next_hop(dialog.remote_target, self._target)
+
+    def _send_bye(self) -> None:
+        dialog = self._dialog
+        self.state = "terminating"
+        if dialog is None:
+            self._terminate()
+            return
+        hop = self._hop
+
+        def build(seq: int, extra: Sequence[tuple[str, str]]) -> SipRequest:
+            return dialog.create_request("BYE", via=self._endpoint.via(hop),
+                                         headers=[("User-Agent", self._endpoint.user_agent),
+                                                  *extra])
+
+        AuthRetry(self._endpoint, hop, build, self._auth,
+                  lambda status, response: self._terminate()).start()
+
+    async def _send_in_dialog(self, method: str, content_type: str, body: bytes,
+                              headers: Sequence[tuple[str, str]]) -> tuple[int, bytes | None]:
+        assert self._dialog is not None
+        future: asyncio.Future[tuple[int, bytes | None]] = (
+            asyncio.get_running_loop().create_future())
+        base = list(headers)
+        if content_type:
+            base.append(("Content-Type", content_type))
+        is_invite = method == "INVITE"
+        if is_invite:
+            self._invite_pending = True
+        _InDialogRequest(self, self._dialog, method, base, body, future).send()
+        try:
+            status, answer = await future
+        finally:
+            if is_invite:
+                self._invite_pending = False
+        self._after_in_dialog(status)
+        return status, answer
+
+    def _after_in_dialog(self, status: int) -> None:
+        """§12.2.1.2: 481 means the dialog is gone; 408 (or a dead transport) means hang up."""
+        if self.state != "confirmed":
+            return
+        if status == 481:
+            self._terminate()
+        elif status in (408, 503):
+            self._send_bye()
+
+    def _handle_request(self, request: SipRequest,
+                        txn: InviteServerTransaction | NonInviteServerTransaction) -> None:
+        """Answer a request the far end sent in our dialog."""
+        ep = self._endpoint
+        dialog = self._dialog
+        assert dialog is not None
+        error = dialog.receive_request(request)
+        if error is not None:
+            ep._respond(txn, build_response(request, error))
+            return
+        method = request.method
+        if method == "BYE":
+            ep._respond(txn, build_response(request, 200))
+            if self.state != "terminated":
+                if self.state != "terminating":
+                    self._notify("on_remote_bye")
+                self._terminate()
+        elif method in ("INVITE", "UPDATE"):
+            if method == "INVITE" and self._invite_pending:
+                ep._respond(txn, build_response(request, 491))
+                return
+            try:
+                status, answer = self._listener.on_reinvite(request.body or None)
+            except Exception:
+                log.exception("on_reinvite failed")
+                status, answer = 500, None
+            headers: list[tuple[str, str]] = []
+            if 200 <= status < 300:
+                headers.append(("Contact", self._contact))
+                if answer:
+                    headers.append(("Content-Type", "application/sdp"))
+            response = build_response(request, status, headers=headers,
+                                      body=answer if 200 <= status < 300 and answer else b"")
+            ep._respond(txn, response, on_ack_timeout=self.hangup)
+        elif method == "INFO":
+            self._notify("on_info", request.headers.get("Content-Type") or "", request.body)
+            ep._respond(txn, build_response(request, 200))
+        elif method in ("OPTIONS", "NOTIFY"):
+            # NOTIFY reports the progress of a REFER we sent; the call layer learns the outcome
+            # from the dialog itself (BYE), so the engine only acknowledges it.
+            ep._respond(txn, build_response(request, 200, headers=(("Allow", ALLOW),)))
+        else:
+            ep._respond(txn, build_response(request, 501, headers=(("Allow", ALLOW),)))
+
+    # ------------------------------------------------------------------ ending
+
+    def _fail(self, status: int, reason: str, headers: dict[str, str]) -> None:
+        if self.state == "terminated":
+            return
+        if self.final_status is None:
+            self.final_status = status
+        self._notify("on_failed", status, reason, headers)
+        self._terminate()
+
+    def _terminate(self) -> None:
+        if self.state == "terminated":
+            return
+        self.state = "terminated"
+        self._stop_cancel_timer()
+        if self._dialog_key is not None:
+            self._endpoint.remove_dialog(self._dialog_key, self)
+        self._endpoint._calls.discard(self)
+        self._notify("on_terminated")
+
+    def _endpoint_closed(self) -> None:
+        if self.state in ("calling", "early"):
+            self._fail(503, "Endpoint Closed", {})
+        else:
+            self._terminate()
+
+    def _notify(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self._listener, name)(*args)
+        except Exception:
+            log.exception("CallListener.%s failed", name)
+
+
+def _angle(uri: str) -> str:
+    """A From/To value: bare URIs get angle brackets so their parameters stay URI parameters."""
+    uri = uri.strip()
+    return uri if uri.startswith(("<", '"')) or "<" in uri else f"<{uri}>"
+
+
+def _user_of(uri: str) -> str | None:
+    try:
+        return NameAddr.parse(uri).sip_uri().user
+    except SipParseError:
+        return None
+
+
+
+class _InDialogRequest:
+    """One in-dialog request we send (re-INVITE, INFO, REFER…), with its digest retries.
+
+    For a re-INVITE it also ACKs every 2xx, retransmissions included, with the same ACK.
+    """
+
+    __slots__ = ("_call", "_dialog", "_method", "_base", "_body", "_future", "_extra",
+                 "_retries", "_request", "_ack", "_hop")
+
+    def __init__(self, call: OutgoingCall, dialog: Dialog, method: str,
+                 base: list[tuple[str, str]], body: bytes,
+                 future: asyncio.Future[tuple[int, bytes | None]]) -> None:
+        self._call = call
+        self._dialog = dialog
+        self._method = method
+        self._base = base
+        self._body = body
+        self._future = future
+        self._extra: list[tuple[str, str]] = []
+        self._retries = 0
+        self._request: SipRequest | None = None
+        self._ack: SipRequest | None = None
+        self._hop = call._hop
+
+    def send(self) -> None:
+        call = self._call
+        contact = call._contact if self._method in TARGET_REFRESH_METHODS else None
+        self._request = self._dialog.create_request(
+            self._method, via=call._endpoint.via(self._hop), contact=contact,
+            headers=[*self._base, *self._extra], body=self._body)
+        call._endpoint.start_client(self._request, self._hop, self._on_message, self._on_error)
+
+    def _on_message(self, message: SipRequest | SipResponse) -> None:
+        if not isinstance(message, SipResponse) or message.status < 200:
+            return
+        request = self._request
+        assert request is not None
+        endpoint = self._call._endpoint
+        if self._method == "INVITE" and message.status < 300:
+            if self._ack is None:
+                self._ack = self._dialog.create_ack(request.cseq.seq, via=endpoint.via(self._hop),
+                                                    headers=self._extra)
+            endpoint.send_stateless(self._ack, self._hop)
+        if self._future.done():
+            return
+        if message.status in (401, 407) and self._answer(message, request):
+            self.send()
+            return
+        self._dialog.receive_response(message)
+        self._future.set_result((message.status, message.body or None))
+
+    def _answer(self, response: SipResponse, request: SipRequest) -> bool:
+        auth = self._call._auth
+        if auth is None or self._retries >= _AUTH_RETRIES:
+            return False
+        try:
+            extra = auth.answer(response, self._method, request.uri, self._body,
+                                previous=list(request.headers))
+        except (SipParseError, ValueError):
+            return False
+        if not extra:
+            return False
+        self._retries += 1
+        self._extra = merge_headers(self._extra, extra)
+        return True
+
+    def _on_error(self, status: int, reason: str) -> None:
+        if not self._future.done():
+            self._future.set_result((status, None))
