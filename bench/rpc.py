@@ -121,7 +121,8 @@ def free_port() -> int:
 def start_server(kind: str, port: int, cert: str, key: str, workdir: Path) -> subprocess.Popen:
     if kind == "trunkline":
         config = workdir / "bench.toml"
-        config.write_text(f'[server]\nquic_listen = "127.0.0.1:{port}"\ncert_file = "{cert}"\nkey_file = "{key}"\n')
+        config.write_text(f'[server]\nquic_listen = "127.0.0.1:{port}"\ncert_file = "{cert}"\nkey_file = "{key}"\n'
+                          '[sip]\nlisten = "127.0.0.1:0"\n')
         cmd = [sys.executable, "-m", "trunkline", "serve", "--config", str(config)]
         ready = "serving"
     else:

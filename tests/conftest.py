@@ -20,7 +20,8 @@ async def start_gateway(tmp_path: Path):
     async def start(raw: dict[str, Any] | None = None) -> Gateway:
         raw = dict(raw or {})
         server = {"quic_listen": "127.0.0.1:0", "data_dir": str(tmp_path / "data"), **raw.pop("server", {})}
-        gateway = Gateway(config_from_dict({"server": server, **raw}, base_dir=tmp_path))
+        sip = {"listen": "127.0.0.1:0", **raw.pop("sip", {})}
+        gateway = Gateway(config_from_dict({"server": server, "sip": sip, **raw}, base_dir=tmp_path))
         await gateway.start()
         started.append(gateway)
         return gateway

@@ -92,6 +92,7 @@ class TrunkConfig:
     register: bool = False
     ring_timeout_s: int = 60
     max_duration_s: int = 4 * 3600
+    keepalive_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             register=t.get("register", bool, False),
             ring_timeout_s=t.int_in("ring_timeout_s", 60, 1, 600),
             max_duration_s=t.int_in("max_duration_s", 4 * 3600, 1, 7 * 24 * 3600),
+            keepalive_s=t.int_in("keepalive_s", 30, 0, 3600),
         )
         if trunk.tenant not in known_tenants:
             raise ConfigError(f"{t.key('tenant')}: unknown tenant {trunk.tenant!r}")

@@ -11,11 +11,18 @@ from datetime import datetime, timedelta, timezone
 
 from trunkline.auth.tokens import KeyRing, TokenVerifier
 from trunkline.calls.events import EventHub
+from trunkline.calls.service import CallService
 from trunkline.certs import CertificateMaterial, ensure_certificate, load_certificate
 from trunkline.config import Config
+from trunkline.media_engine.clock import MediaClock
+from trunkline.media_engine.ports import RtpPortPool
 from trunkline.rpc.dispatch import Dispatcher
 from trunkline.rpc.handlers import RpcHandlers
 from trunkline.rpc.server import RpcServer, server_configuration
+from trunkline.sip_engine import SipEndpoint
+from trunkline.telephony.audio import AudioLibrary
+from trunkline.telephony.sip_telephony import SipTelephony
+from trunkline.telephony.trunk_health import TrunkMonitor
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,15 @@ class Gateway:
         if config.auth.mode == "jwt":
             keyring = KeyRing({t.id: {k.kid: k.public_key_pem for k in t.keys} for t in config.tenants})
             verifier = TokenVerifier(keyring, audience=config.auth.audience)
-        self.handlers = RpcHandlers(self.events, config.auth.default_tenant, verifier)
+        self.sip = SipEndpoint(config.sip.listen.host, config.sip.listen.port)
+        self.media_clock = MediaClock()
+        media = config.media
+        self.telephony = SipTelephony(
+            self.sip, self.media_clock, RtpPortPool(media.bind, media.rtp_port_min, media.rtp_port_max), AudioLibrary(),
+        )
+        self.trunk_monitor = TrunkMonitor(self.sip, config.trunks)
+        self.calls = CallService(config.trunks, self.telephony, self.events, _schedule)
+        self.handlers = RpcHandlers(self.events, config.auth.default_tenant, verifier, self.calls)
         self.dispatcher = Dispatcher(self.handlers)
         self.certificate = certificate_for(config)
         self.rpc = RpcServer(
@@ -47,6 +62,9 @@ class Gateway:
         self._maintenance: asyncio.Task | None = None
 
     async def start(self) -> None:
+        await self.sip.start()
+        log.info("SIP on udp/tcp %s:%d", *self.sip.address)
+        self.trunk_monitor.start()
         listen = self.config.server.quic_listen
         await self.rpc.start(listen.host, listen.port)
         host, port = self.rpc.address
@@ -76,3 +94,10 @@ class Gateway:
         if self._maintenance is not None:
             self._maintenance.cancel()
         self.rpc.close()
+        await self.trunk_monitor.close()
+        await self.sip.close()
+
+
+def _schedule(delay: float, callback):
+    """The domain's timers, on the running loop."""
+    return asyncio.get_running_loop().call_later(delay, callback)

@@ -33,6 +33,9 @@ class FakeLeg:
             self.bridged_to.bridged_to = None
         self.bridged_to = None
 
+    def listen(self, consumer) -> None:
+        self.listener = consumer
+
     def media_stats(self) -> MediaStats:
         return MediaStats(packets_sent=50, packets_received=49, packets_lost=1, bytes_sent=8000, jitter_ms=1.5, estimated_mos=4.3)
 

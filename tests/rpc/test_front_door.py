@@ -11,7 +11,7 @@ from tests.conftest import client_for
 from tests.rawquic import raw_connection
 from trunkline.calls.events import CallEvent
 from trunkline.enums import ErrorCode, EventType
-from trunkline.sdk import InternalError, Unauthorized, ValidationFailed
+from trunkline.sdk import InternalError, InvalidDestination, InvalidTrunk, Unauthorized, ValidationFailed
 from trunkline.wire import METHODS_BY_NAME, encode_frame
 from trunkline.wire import dtos as d
 
@@ -28,18 +28,12 @@ async def test_open_mode_authenticate_names_the_default_tenant(client):
 
 
 LATER = [
-    ("dial", ("+15551234567",), {"trunk_id": "carrier"}, "Originate"),
-    ("terminate", ("c1",), {}, "Terminate"),
     ("answer_incoming_call", ("c1",), {}, "AnswerIncomingCall"),
-    ("execute_dialplan", ("c1", 5), {}, "ExecuteDialplan"),
     ("originate_bulk", (), {"csv_url": "https://x/a.csv"}, "OriginateBulk"),
     ("abort_bulk", ("camp",), {}, "AbortBulk"),
     ("barge", ("c1",), {}, "Barge"),
     ("set_inbound_routing", ("carrier", 0), {}, "SetInboundRouting"),
     ("get_incoming_calls", (), {}, "GetIncomingCalls"),
-    ("get_active_buckets", (), {}, "GetActiveBuckets"),
-    ("get_bucket_calls", ("default",), {}, "GetBucketCalls"),
-    ("execute_bucket_action", ("default", 0), {}, "ExecuteBucketAction"),
 ]
 
 
@@ -51,6 +45,22 @@ async def test_methods_of_later_engines_answer_a_typed_internal_error(client, su
     assert err.value.method == method
     if METHODS_BY_NAME[method].has_error_field:  # others can only say it through a stream reset
         assert err.value.message == f"not available yet: {method}"
+
+
+async def test_call_methods_refuse_unknown_calls_and_trunks(client):
+    with pytest.raises(ValidationFailed, match="no active call 'nope'"):
+        await client.terminate("nope")
+    with pytest.raises(ValidationFailed, match="no active call 'nope'"):
+        await client.execute_dialplan("nope", 1)
+    with pytest.raises(InvalidTrunk):
+        await client.dial("+15551234567", trunk_id="missing")
+    with pytest.raises(InvalidDestination):
+        await client.dial("12345", trunk_id="carrier")
+    assert await client.get_active_buckets() == []
+    assert await client.get_bucket_calls("default") == []
+    assert await client.execute_bucket_action("default", 0) == 0
+    with pytest.raises(ValidationFailed):  # a reset with 0x106: no error field to carry the message
+        await client.execute_bucket_action("default", 9)
 
 
 async def test_unknown_method_resets_only_that_stream(gateway, client):

@@ -51,7 +51,8 @@ def malformed_frame(draw) -> bytes:
 
 def test_ten_thousand_malformed_frames_leave_the_gateway_serving(tmp_path):
     loop = asyncio.new_event_loop()
-    gateway = Gateway(config_from_dict({"server": {"quic_listen": "127.0.0.1:0", "data_dir": str(tmp_path)}}))
+    gateway = Gateway(config_from_dict({"server": {"quic_listen": "127.0.0.1:0", "data_dir": str(tmp_path)},
+                                        "sip": {"listen": "127.0.0.1:0"}}))
     loop.run_until_complete(gateway.start())
     connection = raw_connection(gateway)
     raw = loop.run_until_complete(connection.__aenter__())

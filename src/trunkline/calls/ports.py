@@ -82,6 +82,10 @@ class Leg(Protocol):
 
     def unbridge(self) -> None: ...
 
+    def listen(self, consumer: "Callable[[bytes | None], None] | None") -> None:
+        """Hand the far end's audio to ``consumer``: one 20 ms frame of 8 kHz PCM16 per media tick
+        (None for a gap). While bridged, the bridge has the audio."""
+
     def media_stats(self) -> MediaStats: ...
 
 

@@ -15,8 +15,9 @@ _CAUSE_BY_STATUS = {
     503: 41, 504: 102, 505: 127, 513: 127, 600: 17, 603: 21, 604: 1, 606: 58,
 }
 
-_STATUS_BY_SIP = {486: "BUSY", 600: "BUSY", 408: "NO_ANSWER", 480: "NO_ANSWER", 403: "REJECTED",
-                  603: "REJECTED", 606: "REJECTED"}
+# REJECTED is the callee declining; a 401/403/407 final is our credentials failing at the trunk, which
+# is a FAILED call for the operator to fix.
+_STATUS_BY_SIP = {486: "BUSY", 600: "BUSY", 408: "NO_ANSWER", 480: "NO_ANSWER", 603: "REJECTED", 606: "REJECTED"}
 
 
 def cause_for_sip_status(status: int) -> int:

@@ -29,7 +29,7 @@ app.add_typer(bulk_app, name="bulk")
 app.add_typer(keys_app, name="keys")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = typer.Option(None, "--config", "-c", envvar="TRUNKLINE_CONFIG", help="TOML config file (default: built-in loopback defaults).")
 

@@ -30,7 +30,7 @@ class RpcHandlers:
         events: EventHub,
         default_tenant: str,
         verifier: TokenVerifier | None,
-        calls: CallService | None = None,
+        calls: CallService,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.events = events
@@ -47,11 +47,6 @@ class RpcHandlers:
 
     def close_session(self, session: Session) -> None:
         self.events.unsubscribe(session.outlet)
-
-    def _calls(self) -> CallService:
-        if self.calls is None:
-            raise NotAvailable("calls")
-        return self.calls
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -90,7 +85,7 @@ class RpcHandlers:
 
     def originate(self, session: Session, req: d.OriginateRequest) -> d.OriginateResponse:
         _check_tenant(session, req.tenant_id)
-        call = self._calls().originate(
+        call = self.calls.originate(
             session.tenant_id, req.trunk_id, req.call_sid, to=req.to, call_from=req.call_from,
             default_app=req.default_app, default_app_args=req.default_app_args,
             max_duration_ms=req.max_duration_ms, client_id=req.client_id,
@@ -108,7 +103,7 @@ class RpcHandlers:
         raise NotAvailable("AbortBulk")
 
     def terminate(self, session: Session, req: d.TerminateRequest) -> d.TerminateResponse:
-        call = self._calls().terminate(session.tenant_id, req.call_sid)
+        call = self.calls.terminate(session.tenant_id, req.call_sid)
         return d.TerminateResponse(call_sid=call.sid, status=call.status, timestamp_ms=self._now_ms())
 
     def set_inbound_routing(self, session: Session, req: d.SetInboundRoutingRequest) -> d.Empty:
@@ -121,18 +116,18 @@ class RpcHandlers:
         raise NotAvailable("AnswerIncomingCall")
 
     def get_active_buckets(self, session: Session, req: d.Empty) -> d.ListBucketsResponse:
-        buckets = self._calls().buckets(session.tenant_id)
+        buckets = self.calls.buckets(session.tenant_id)
         return d.ListBucketsResponse(buckets=[d.BucketInfo(bucket_id=b, pending_count=n) for b, n in buckets])
 
     def get_bucket_calls(self, session: Session, req: d.BucketRequest) -> d.BucketCallList:
-        return d.BucketCallList(call_sids=self._calls().bucket_calls(session.tenant_id, req.bucket_id))
+        return d.BucketCallList(call_sids=self.calls.bucket_calls(session.tenant_id, req.bucket_id))
 
     def execute_bucket_action(self, session: Session, req: d.BucketActionRequest) -> d.BucketActionResponse:
-        count = self._calls().bucket_action(session.tenant_id, req.bucket_id, req.action)
+        count = self.calls.bucket_action(session.tenant_id, req.bucket_id, req.action)
         return d.BucketActionResponse(processed_count=count)
 
     def execute_dialplan(self, session: Session, req: d.ExecuteDialplanRequest) -> d.ExecuteDialplanResponse:
-        call = self._calls().execute_dialplan(session.tenant_id, req.call_sid, req.action, req.app_args)
+        call = self.calls.execute_dialplan(session.tenant_id, req.call_sid, req.action, req.app_args)
         return d.ExecuteDialplanResponse(status=call.status)
 
     def barge(self, session: Session, req: d.BargeRequest) -> d.Empty:

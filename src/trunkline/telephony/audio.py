@@ -1,0 +1,112 @@
+"""Turning the domain's audio wishes into media sources: files, URLs, hold music, announcements.
+
+Decoded prompts are cached (they are small at 8 kHz and many calls play the same ones); URLs are
+fetched off the event loop with a size cap, so one slow or huge download cannot stall the media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.request
+from collections import OrderedDict
+from importlib import resources
+from pathlib import Path
+
+from trunkline.calls.ports import Announcement, AudioSpec, MusicOnHold, Playback, Silence
+from trunkline.media.dtmf import ToneGenerator
+from trunkline.media.wav import load_wav
+from trunkline.media_engine import sources
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_BYTES = 32 << 20
+FETCH_TIMEOUT_S = 15.0
+CACHE_ENTRIES = 64
+
+
+class AudioError(Exception):
+    """A prompt that cannot be played (missing, not a PCM WAV, unreachable URL)."""
+
+
+def _beeps() -> bytes:
+    """The default bucket announcement: two short 440 Hz beeps."""
+    tone = ToneGenerator((440.0,), 8000, level_dbfs=-12)
+    beep = tone.generate(8000 * 3 // 10)
+    gap = bytes(2 * 8000 * 2 // 10)
+    return beep + gap + beep + gap
+
+
+class AudioLibrary:
+    def __init__(self, hold_music: Path | None = None) -> None:
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._hold_music_path = hold_music
+        self._hold_music: bytes | None = None
+        self._beeps = _beeps()
+
+    def hold_music(self) -> bytes:
+        if self._hold_music is None:
+            if self._hold_music_path is not None:
+                data = self._hold_music_path.read_bytes()
+            else:
+                data = resources.files("trunkline.telephony").joinpath("assets/hold_music.wav").read_bytes()
+            self._hold_music = load_wav(data)
+        return self._hold_music
+
+    def ready_source(self, audio: AudioSpec | None) -> sources.AudioSource | None:
+        """The source at once, or :class:`LookupError` when a file or URL must be loaded first."""
+        if audio is None:
+            return None
+        if isinstance(audio, Silence):
+            return sources.Silence()
+        if isinstance(audio, MusicOnHold):
+            return sources.WavPlayback(self.hold_music(), loop=True)
+        if isinstance(audio, Announcement) and not audio.source:
+            return sources.WavPlayback(self._beeps)
+        pcm = self._cache.get(audio.source)
+        if pcm is None:
+            raise LookupError(audio.source)
+        return sources.WavPlayback(pcm)
+
+    async def source_for(self, audio: AudioSpec | None) -> sources.AudioSource | None:
+        """Like :meth:`ready_source`, loading what it must; :class:`AudioError` when it cannot."""
+        try:
+            return self.ready_source(audio)
+        except LookupError:
+            assert isinstance(audio, (Playback, Announcement))
+            return sources.WavPlayback(await self.load(audio.source))
+
+    async def load(self, location: str) -> bytes:
+        cached = self._cache.get(location)
+        if cached is not None:
+            self._cache.move_to_end(location)
+            return cached
+        if location.startswith(("http://", "https://")):
+            data = await asyncio.to_thread(_fetch, location)
+        else:
+            path = Path(location)
+            if not path.is_absolute():
+                raise AudioError(f"{location!r}: playback needs an absolute .wav path or an http(s) URL")
+            try:
+                data = await asyncio.to_thread(path.read_bytes)
+            except OSError as exc:
+                raise AudioError(f"{location}: {exc.strerror}") from None
+        try:
+            pcm = load_wav(data)
+        except ValueError as exc:
+            raise AudioError(f"{location}: {exc}") from None
+        self._cache[location] = pcm
+        if len(self._cache) > CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+        return pcm
+
+
+def _fetch(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310 - http(s) only, checked above
+            data = response.read(MAX_PROMPT_BYTES + 1)
+    except OSError as exc:
+        raise AudioError(f"{url}: {exc}") from None
+    if len(data) > MAX_PROMPT_BYTES:
+        raise AudioError(f"{url}: larger than {MAX_PROMPT_BYTES >> 20} MiB")
+    return data

@@ -1,0 +1,192 @@
+"""An outbound SIP call leg with its RTP media: the domain's ``Leg``, the SIP engine's listener."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Callable
+
+from trunkline.calls.ports import AudioSpec, LegEvents, MediaStats
+from trunkline.config import TrunkConfig
+from trunkline.media.sdp import SdpError, SdpSession
+from trunkline.media_engine.bridge import Bridge
+from trunkline.media_engine.ports import PortPoolExhausted
+from trunkline.media_engine.session import MediaSession
+from trunkline.media_engine.sources import AudioSource
+from trunkline.telephony.audio import AudioError
+
+if TYPE_CHECKING:
+    from trunkline.sip_engine import OutgoingCall
+    from trunkline.telephony.sip_telephony import SipTelephony
+
+log = logging.getLogger(__name__)
+
+_DTMF_RELAY_DIGITS = frozenset("0123456789*#ABCD")
+
+
+class SipLeg:
+    def __init__(self, telephony: "SipTelephony", trunk: TrunkConfig, to: str, call_from: str, events: LegEvents) -> None:
+        self._telephony = telephony
+        self._events = events
+        self._trunk = trunk
+        self._to = to
+        self._call_from = call_from
+        self._media: MediaSession | None = None
+        self._sdp: SdpSession | None = None
+        self._dialog: OutgoingCall | None = None
+        self._bridge: Bridge | None = None
+        self._partner: SipLeg | None = None
+        self._listener: Callable[[bytes | None], None] | None = None
+        self._source: AudioSource | None = None
+        self._play_request = 0
+        self._hangup_requested = False
+        self._closed = False
+        self._final_stats: MediaStats | None = None
+        self.codec = ""
+        self._setup = asyncio.ensure_future(self._start())
+
+    async def _start(self) -> None:
+        try:
+            self._media = await MediaSession.open(self._telephony.media_clock, self._telephony.rtp_ports)
+        except PortPoolExhausted:
+            self._events.leg_failed(503, "no free RTP port")
+            self._close()
+            return
+        if self._hangup_requested:
+            self._close()
+            return
+        self._media.on_source_finished = self._source_finished
+        self._media.on_dtmf = self._events.leg_dtmf
+        self._media.on_audio = self._listener
+        host, port = self._media.local_address
+        self._sdp = SdpSession(self._telephony.advertised_media_host or host, port, codecs=("PCMU", "PCMA"), dtmf=True)
+        offer = self._sdp.create_offer("sendrecv").to_bytes()
+        self._dialog = self._telephony.invite(self._trunk, self._to, self._call_from, offer, self)
+
+    # --- Leg (the domain's side) --------------------------------------------------------------
+
+    def hangup(self) -> None:
+        self._hangup_requested = True
+        if self._dialog is not None:
+            self._dialog.hangup()
+
+    def play(self, audio: AudioSpec | None) -> None:
+        self._play_request += 1
+        request = self._play_request
+        try:
+            source = self._telephony.audio.ready_source(audio)
+        except LookupError:  # a file or URL not loaded yet
+            asyncio.ensure_future(self._play_when_loaded(request, audio))
+            return
+        self._set_source(source)
+
+    async def _play_when_loaded(self, request: int, audio: AudioSpec) -> None:
+        try:
+            source = await self._telephony.audio.source_for(audio)
+        except AudioError as exc:
+            log.warning("cannot play: %s", exc)
+            if request == self._play_request and not self._closed:
+                self._events.leg_playback_finished()  # nothing to wait for: the app moves on
+            return
+        if request == self._play_request:
+            self._set_source(source)
+
+    def _set_source(self, source: AudioSource | None) -> None:
+        self._source = source
+        if self._media is not None and not self._closed and self._bridge is None:
+            self._media.play(source)
+
+    def _source_finished(self, source: AudioSource) -> None:
+        if source is self._source:
+            self._events.leg_playback_finished()
+
+    def bridge(self, other: "SipLeg") -> None:  # type: ignore[override]
+        if self._media is None or other._media is None:
+            return
+        self._bridge = other._bridge = Bridge(self._media, other._media)
+        self._partner, other._partner = other, self
+
+    def unbridge(self) -> None:
+        bridge, partner = self._bridge, self._partner
+        if bridge is None or partner is None:
+            return
+        bridge.unbridge()
+        self._bridge = partner._bridge = None
+        self._partner = partner._partner = None
+
+    def listen(self, consumer: Callable[[bytes | None], None] | None) -> None:
+        self._listener = consumer
+        if self._media is not None and self._bridge is None:
+            self._media.on_audio = consumer
+
+    def media_stats(self) -> MediaStats:
+        if self._final_stats is not None:
+            return self._final_stats
+        if self._media is None:
+            return MediaStats()
+        snap = self._media.stats()
+        return MediaStats(packets_sent=snap.packets_sent, packets_received=snap.packets_received,
+                          packets_lost=snap.packets_lost, bytes_sent=snap.bytes_sent,
+                          jitter_ms=snap.jitter_ms, estimated_mos=snap.estimated_mos)
+
+    # --- CallListener (the SIP engine's side) -------------------------------------------------
+
+    def on_provisional(self, status: int, reason: str, sdp: bytes | None) -> None:
+        if status in (180, 183):
+            self._events.leg_ringing()
+
+    def on_answered(self, sdp: bytes) -> None:
+        assert self._sdp is not None and self._media is not None
+        try:
+            negotiated = self._sdp.receive_answer(sdp)
+        except SdpError as exc:
+            log.warning("unusable SDP answer: %s", exc)
+            self._events.leg_failed(488, "unusable SDP answer")
+            self.hangup()
+            return
+        self._media.configure(negotiated)
+        self.codec = negotiated.codec
+        self._events.leg_answered(negotiated.codec)
+
+    def on_failed(self, status: int, reason: str, headers: dict) -> None:
+        self._events.leg_failed(status, reason)
+
+    def on_remote_bye(self) -> None:
+        self._events.leg_remote_hangup()
+
+    def on_reinvite(self, sdp: bytes | None) -> tuple[int, bytes | None]:
+        """Answer the far end's re-offer: a ``sendonly`` offer (it holds us) gets ``recvonly``, and a
+        new address or port moves the media."""
+        assert self._sdp is not None and self._media is not None
+        if not sdp:
+            return 200, self._sdp.local.to_bytes()
+        try:
+            answer, negotiated = self._sdp.receive_offer(sdp, "sendrecv")
+        except SdpError as exc:
+            log.info("re-INVITE refused: %s", exc)
+            return 488, None
+        self._media.configure(negotiated)
+        return 200, answer.to_bytes()
+
+    def on_info(self, content_type: str, body: bytes) -> None:
+        if content_type.lower() != "application/dtmf-relay":
+            return
+        for line in body.decode("utf-8", "replace").splitlines():
+            key, _, value = line.partition("=")
+            digit = value.strip().upper()
+            if key.strip().lower() == "signal" and digit in _DTMF_RELAY_DIGITS:
+                self._events.leg_dtmf(digit)
+
+    def on_terminated(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._final_stats = self.media_stats()
+        self._closed = True
+        if self._bridge is not None:
+            self.unbridge()
+        if self._media is not None:
+            self._media.close()
+        self._events.leg_closed()

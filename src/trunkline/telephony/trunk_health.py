@@ -1,0 +1,78 @@
+"""Per-trunk keepalive (OPTIONS) and registration, and what they say about each trunk's health.
+
+The results are kept per trunk (last status, round trip, consecutive failures) so that the circuit
+breaker, metrics and the console can read one place. Each trunk with ``keepalive_s > 0`` gets its
+own loop (trunks are few), so a dead trunk's timeouts never delay another's pings; the first ping
+goes out one interval after start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from trunkline.config import TrunkConfig
+from trunkline.sip_engine import Credentials, SipEndpoint, SipTarget
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class TrunkHealth:
+    trunk_id: str
+    last_status: int | None = None
+    last_rtt_ms: float | None = None
+    last_checked: float = 0.0
+    consecutive_failures: int = 0
+
+    @property
+    def reachable(self) -> bool:
+        """Any SIP answer means the far end is alive (a 404 or 405 to OPTIONS included)."""
+        return self.last_status is not None and self.consecutive_failures == 0
+
+
+class TrunkMonitor:
+    def __init__(self, endpoint: SipEndpoint, trunks: tuple[TrunkConfig, ...]) -> None:
+        self.endpoint = endpoint
+        self.trunks = trunks
+        self.health = {t.id: TrunkHealth(t.id) for t in trunks}
+        self._registrations: list = []
+        self._tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        for trunk in self.trunks:
+            if trunk.register:
+                aor = f"sip:{trunk.username or 'trunkline'}@{trunk.host}"
+                credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
+                self._registrations.append(self.endpoint.register(_target(trunk), aor, credentials))
+        self._tasks = [asyncio.create_task(self._keepalive(t)) for t in self.trunks if t.keepalive_s > 0]
+
+    async def _keepalive(self, trunk: TrunkConfig) -> None:
+        while True:
+            await asyncio.sleep(trunk.keepalive_s)
+            await self.check(trunk)
+
+    async def check(self, trunk: TrunkConfig) -> TrunkHealth:
+        health = self.health[trunk.id]
+        started = time.monotonic()
+        try:
+            health.last_status = await self.endpoint.options(_target(trunk))
+            health.last_rtt_ms = (time.monotonic() - started) * 1000
+            health.consecutive_failures = 0
+        except Exception as exc:  # noqa: BLE001 - timeout, transport error: the trunk is not answering
+            health.consecutive_failures += 1
+            if health.consecutive_failures in (1, 10) or health.consecutive_failures % 100 == 0:
+                log.warning("trunk %s not answering OPTIONS (%d in a row): %s", trunk.id, health.consecutive_failures, exc)
+        health.last_checked = time.time()
+        return health
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for registration in self._registrations:
+            await registration.stop()
+
+
+def _target(trunk: TrunkConfig) -> SipTarget:
+    return SipTarget(trunk.host, trunk.port, trunk.transport)
