@@ -42,7 +42,8 @@ async def gateway_for(sipp_port: int, max_concurrent: int) -> tuple[Gateway, Out
     config = config_from_dict({
         "server": {"quic_listen": "127.0.0.1:0", "data_dir": tempfile.mkdtemp(prefix="trunkline-bench-")},
         "sip": {"listen": "127.0.0.1:0"},
-        "trunks": [{"id": "carrier", "host": "127.0.0.1", "port": sipp_port, "max_concurrent": max_concurrent}],
+        "trunks": [{"id": "carrier", "host": "127.0.0.1", "port": sipp_port, "max_concurrent": max_concurrent,
+                    "keepalive_s": 0}],
     })
     gateway = Gateway(config)
     await gateway.start()

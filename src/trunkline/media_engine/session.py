@@ -365,10 +365,12 @@ class MediaSession:
             self._send_rtcp(now)
 
     def _tick_inbound(self, now: float) -> None:
-        payload = self._jitter.pop(now)
         consumer = self.on_audio
         if consumer is not None:
+            payload = self._jitter.pop(now)
             consumer(self._codec.decode(payload) if payload is not None else None)
+        elif len(self._jitter):
+            self._jitter.reset()  # nobody listens any more: do not replay stale audio to the next listener
         for digit in self._dtmf_rx.poll(now):
             self._deliver_dtmf(digit.digit)
 
@@ -449,7 +451,10 @@ class MediaSession:
         if not self._may_receive:
             return
         if pt == self._audio_pt:
-            self._jitter.push(packet.sequence, packet.timestamp, packet.payload, now)
+            # Audio nobody consumes (hold music, parked, playback) skips the jitter buffer; the
+            # statistics above still saw the packet.
+            if self.on_audio is not None:
+                self._jitter.push(packet.sequence, packet.timestamp, packet.payload, now)
             return
         try:
             digits = self._dtmf_rx.feed(packet.timestamp, packet.payload, now)

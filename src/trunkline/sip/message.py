@@ -10,6 +10,7 @@ headers nobody reads.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterable, Iterator
@@ -145,6 +146,7 @@ _HOST_RE = re.compile(r"[A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\]")
 _VIA_PROTO_RE = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^\s;]+)\s*(.*)", re.S)
 
 
+@functools.lru_cache(maxsize=512)  # header names are a small set; bounded so hostile names cannot grow it
 def _key(name: str) -> tuple[str, str]:
     lower = name.lower()
     lower = _COMPACT.get(lower, lower)
