@@ -46,6 +46,11 @@ username = "u"
 password = "p"
 caller_ids = ["+15550001111"]
 max_concurrent = 5
+ring_timeout_s = 20
+keepalive_s = 0
+[[buckets]]
+id = "vip"
+announcement = "https://example.com/vip.wav"
 ''')
     config = load_config(tmp_path / "t.toml")
     assert config.server.data_dir == tmp_path / "state"  # relative to the config file
@@ -54,6 +59,8 @@ max_concurrent = 5
     assert (config.media.rtp_port_min, config.media.rtp_port_max) == (30000, 30100)
     trunk = config.trunks[0]
     assert (trunk.tenant, trunk.transport, trunk.caller_ids, trunk.max_concurrent) == ("acme", "tcp", ("+15550001111",), 5)
+    assert (trunk.ring_timeout_s, trunk.keepalive_s) == (20, 0)
+    assert config.buckets[0].announcement == "https://example.com/vip.wav"
 
 
 @pytest.mark.parametrize(
@@ -75,6 +82,9 @@ max_concurrent = 5
         ({"media": {"rtp_ports": "30000"}}, "media.rtp_ports: '30000' must be 'LOW-HIGH'"),
         ({"server": {"cert_file": "c.pem"}}, "server.cert_file: cert_file and key_file go together"),
         ({"sip": "x"}, "sip: expected dict"),
+        ({"media": {"hold_music": "/nonexistent.wav"}}, "media.hold_music: /nonexistent.wav is not a file"),
+        ({"buckets": [{"id": "vip", "announcement": "relative.wav"}]}, "buckets[0].announcement: must be an absolute"),
+        ({"buckets": [{"id": "vip"}, {"id": "vip"}]}, "buckets[1].id: duplicate id 'vip'"),
     ],
 )
 def test_errors_name_the_key(raw, message):

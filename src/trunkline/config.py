@@ -76,6 +76,13 @@ class MediaConfig:
     bind: str = "127.0.0.1"
     rtp_port_min: int = 20000
     rtp_port_max: int = 29999
+    hold_music: Path | None = None  # a WAV; None = the built-in loop
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    id: str
+    announcement: str = ""  # absolute .wav path or http(s) URL; "" = a short built-in tone
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     trunks: tuple[TrunkConfig, ...] = (TrunkConfig(id="carrier"),)
+    buckets: tuple[BucketConfig, ...] = ()
     source: Path | None = None
 
 
@@ -273,8 +281,20 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
     lo, _, hi = ports.partition("-")
     if not (lo.isdigit() and hi.isdigit() and 1024 <= int(lo) < int(hi) < 65536):
         raise ConfigError(f"media.rtp_ports: {ports!r} must be 'LOW-HIGH' within 1024-65535")
-    media = MediaConfig(bind=m.nonempty("bind", "127.0.0.1"), rtp_port_min=int(lo), rtp_port_max=int(hi))
+    media = MediaConfig(bind=m.nonempty("bind", "127.0.0.1"), rtp_port_min=int(lo), rtp_port_max=int(hi),
+                        hold_music=m.path_value("hold_music", None))
     m.done()
+    if media.hold_music is not None and not media.hold_music.is_file():
+        raise ConfigError(f"media.hold_music: {media.hold_music} is not a file")
+
+    buckets = []
+    for b in root.tables("buckets"):
+        announcement = b.get("announcement", str, "")
+        if announcement and not announcement.startswith(("http://", "https://", "/")):
+            raise ConfigError(f"{b.key('announcement')}: must be an absolute .wav path or an http(s) URL")
+        buckets.append(BucketConfig(id=b.nonempty("id"), announcement=announcement))
+        b.done()
+    _unique(root, "buckets", [b.id for b in buckets])
 
     known_tenants = {t.id for t in tenants} | {auth.default_tenant}
     trunks = []
@@ -306,7 +326,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
 
     return Config(
         server=server, auth=auth, tenants=tuple(tenants), sip=sip, media=media,
-        trunks=tuple(trunks) if "trunks" in raw else defaults.trunks, source=source,
+        trunks=tuple(trunks) if "trunks" in raw else defaults.trunks, buckets=tuple(buckets), source=source,
     )
 
 

@@ -49,10 +49,12 @@ class Gateway:
         self.media_clock = MediaClock()
         media = config.media
         self.telephony = SipTelephony(
-            self.sip, self.media_clock, RtpPortPool(media.bind, media.rtp_port_min, media.rtp_port_max), AudioLibrary(),
+            self.sip, self.media_clock, RtpPortPool(media.bind, media.rtp_port_min, media.rtp_port_max),
+            AudioLibrary(hold_music=media.hold_music),
         )
         self.trunk_monitor = TrunkMonitor(self.sip, config.trunks)
-        self.calls = CallService(config.trunks, self.telephony, self.events, _schedule)
+        self.calls = CallService(config.trunks, self.telephony, self.events, _schedule,
+                                 announcements={b.id: b.announcement for b in config.buckets if b.announcement})
         self.handlers = RpcHandlers(self.events, config.auth.default_tenant, verifier, self.calls)
         self.dispatcher = Dispatcher(self.handlers)
         self.certificate = certificate_for(config)

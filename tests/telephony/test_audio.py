@@ -1,0 +1,85 @@
+"""Prompt resolution: files, URLs (from a real HTTP server on loopback), hold music, announcements."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.peers.audio import write_tone_wav
+from trunkline.calls.ports import Announcement, MusicOnHold, Playback, Silence
+from trunkline.telephony.audio import AudioError, AudioLibrary
+
+
+def frames(source, n: int) -> list[bytes]:
+    return [source.read() for _ in range(n)]
+
+
+@pytest.fixture
+async def http_server():
+    """Serves ``routes`` (path -> bytes) on 127.0.0.1 with HTTP/1.0; unknown paths get 404."""
+    routes: dict[str, bytes] = {}
+
+    async def handle(reader, writer):
+        request = await reader.readuntil(b"\r\n\r\n")
+        path = request.split()[1].decode()
+        body = routes.get(path)
+        head = b"HTTP/1.0 200 OK\r\n" if body is not None else b"HTTP/1.0 404 Not Found\r\n"
+        body = body or b""
+        writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", routes
+    server.close()
+
+
+async def test_playback_from_an_absolute_path_is_converted_to_8khz_and_ends(tmp_path: Path):
+    wav = write_tone_wav(tmp_path / "t.wav", seconds=0.1, rate=16000)
+    source = await AudioLibrary().source_for(Playback(str(wav)))
+    got = frames(source, 6)
+    assert [len(f) for f in got[:5]] == [320] * 5 and got[5] is None and source.finished
+
+
+async def test_playback_from_a_url_is_fetched_once_and_cached(tmp_path: Path, http_server):
+    base, routes = http_server
+    routes["/hello.wav"] = write_tone_wav(tmp_path / "h.wav", seconds=0.04).read_bytes()
+    library = AudioLibrary()
+    with pytest.raises(LookupError):
+        library.ready_source(Playback(f"{base}/hello.wav"))
+    assert (await library.source_for(Playback(f"{base}/hello.wav"))) is not None
+    routes.clear()  # a second play must not need the server
+    assert frames(library.ready_source(Playback(f"{base}/hello.wav")), 2)[1] is not None
+
+
+@pytest.mark.parametrize("location,message", [
+    ("relative.wav", "absolute"), ("/nonexistent/x.wav", "No such file"), ("{base}/missing.wav", "404")])
+async def test_unplayable_prompts_are_clear_errors(http_server, location, message):
+    base, _ = http_server
+    with pytest.raises(AudioError, match=message):
+        await AudioLibrary().source_for(Playback(location.format(base=base)))
+
+
+async def test_not_a_wav_is_an_audio_error(tmp_path: Path):
+    (tmp_path / "x.wav").write_bytes(b"ID3 this is an mp3")
+    with pytest.raises(AudioError):
+        await AudioLibrary().source_for(Playback(str(tmp_path / "x.wav")))
+
+
+async def test_built_in_sources():
+    library = AudioLibrary()
+    hold = library.ready_source(MusicOnHold())
+    assert not hold.finished and all(len(f) == 320 for f in frames(hold, 500))  # loops past its 8 s
+    assert frames(library.ready_source(Silence()), 1) == [bytes(320)]
+    beeps = library.ready_source(Announcement())
+    assert any(f and max(f) for f in frames(beeps, 10))
+    assert library.ready_source(None) is None
+
+
+async def test_configured_hold_music_replaces_the_built_in_loop(tmp_path: Path):
+    wav = write_tone_wav(tmp_path / "moh.wav", seconds=0.04)
+    hold = AudioLibrary(hold_music=wav).ready_source(MusicOnHold())
+    assert frames(hold, 3)[2] == frames(AudioLibrary(hold_music=wav).ready_source(MusicOnHold()), 1)[0]  # 2-frame loop
