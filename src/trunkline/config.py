@@ -77,6 +77,15 @@ class MediaConfig:
     rtp_port_min: int = 20000
     rtp_port_max: int = 29999
     hold_music: Path | None = None  # a WAV; None = the built-in loop
+    agent_ca_file: Path | None = None  # trust this CA/certificate for wss:// and QUIC agents too
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    id: str
+    url: str  # ws:// or wss:// (WebSocket), https:// or quic:// (WebTransport)
+    dialect: str = "twilio"  # WebSocket only: "twilio" (Media Streams) or "pcm16" (binary frames)
+    sample_rate: int = 8000  # pcm16 and QUIC: 8000, 16000 or 24000
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     trunks: tuple[TrunkConfig, ...] = (TrunkConfig(id="carrier"),)
     buckets: tuple[BucketConfig, ...] = ()
+    agents: tuple[AgentConfig, ...] = ()
     source: Path | None = None
 
 
@@ -282,7 +292,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
     if not (lo.isdigit() and hi.isdigit() and 1024 <= int(lo) < int(hi) < 65536):
         raise ConfigError(f"media.rtp_ports: {ports!r} must be 'LOW-HIGH' within 1024-65535")
     media = MediaConfig(bind=m.nonempty("bind", "127.0.0.1"), rtp_port_min=int(lo), rtp_port_max=int(hi),
-                        hold_music=m.path_value("hold_music", None))
+                        hold_music=m.path_value("hold_music", None), agent_ca_file=m.path_value("agent_ca_file", None))
     m.done()
     if media.hold_music is not None and not media.hold_music.is_file():
         raise ConfigError(f"media.hold_music: {media.hold_music} is not a file")
@@ -295,6 +305,20 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
         buckets.append(BucketConfig(id=b.nonempty("id"), announcement=announcement))
         b.done()
     _unique(root, "buckets", [b.id for b in buckets])
+
+    agents = []
+    for a in root.tables("agents"):
+        url = a.nonempty("url")
+        if not url.startswith(("ws://", "wss://", "https://", "quic://")):
+            raise ConfigError(f"{a.key('url')}: {url!r} must be ws://, wss://, https:// or quic://")
+        agents.append(AgentConfig(
+            id=a.nonempty("id"), url=url, dialect=a.choice("dialect", "twilio", ("twilio", "pcm16")),
+            sample_rate=a.get("sample_rate", int, 8000),
+        ))
+        if agents[-1].sample_rate not in (8000, 16000, 24000):
+            raise ConfigError(f"{a.key('sample_rate')}: must be 8000, 16000 or 24000")
+        a.done()
+    _unique(root, "agents", [a.id for a in agents])
 
     known_tenants = {t.id for t in tenants} | {auth.default_tenant}
     trunks = []
@@ -326,7 +350,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
 
     return Config(
         server=server, auth=auth, tenants=tuple(tenants), sip=sip, media=media,
-        trunks=tuple(trunks) if "trunks" in raw else defaults.trunks, buckets=tuple(buckets), source=source,
+        trunks=tuple(trunks) if "trunks" in raw else defaults.trunks, buckets=tuple(buckets), agents=tuple(agents), source=source,
     )
 
 

@@ -10,6 +10,8 @@ import gc
 import logging
 from datetime import datetime, timedelta, timezone
 
+from trunkline.ai.client_link import ClientAudioHub
+from trunkline.ai.quic_link import QuicAgentPool
 from trunkline.auth.tokens import KeyRing, TokenVerifier
 from trunkline.calls.events import EventHub
 from trunkline.calls.service import CallService
@@ -45,17 +47,21 @@ class Gateway:
         if config.auth.mode == "jwt":
             keyring = KeyRing({t.id: {k.kid: k.public_key_pem for k in t.keys} for t in config.tenants})
             verifier = TokenVerifier(keyring, audience=config.auth.audience)
+        media = config.media
+        self.client_audio = ClientAudioHub(self.events.subscribers)
+        self.quic_agents = QuicAgentPool(verify=str(media.agent_ca_file) if media.agent_ca_file else True)
         self.sip = SipEndpoint(config.sip.listen.host, config.sip.listen.port)
         self.media_clock = MediaClock()
-        media = config.media
         self.telephony = SipTelephony(
             self.sip, self.media_clock, RtpPortPool(media.bind, media.rtp_port_min, media.rtp_port_max),
-            AudioLibrary(hold_music=media.hold_music),
+            AudioLibrary(hold_music=media.hold_music), client_audio=self.client_audio,
+            quic_agents=self.quic_agents, agent_ca_file=str(media.agent_ca_file) if media.agent_ca_file else None,
         )
         self.trunk_monitor = TrunkMonitor(self.sip, config.trunks)
         self.calls = CallService(config.trunks, self.telephony, self.events, _schedule,
-                                 announcements={b.id: b.announcement for b in config.buckets if b.announcement})
-        self.handlers = RpcHandlers(self.events, config.auth.default_tenant, verifier, self.calls)
+                                 announcements={b.id: b.announcement for b in config.buckets if b.announcement},
+                                 agents=config.agents)
+        self.handlers = RpcHandlers(self.events, config.auth.default_tenant, verifier, self.calls, self.client_audio)
         self.dispatcher = Dispatcher(self.handlers)
         self.certificate = certificate_for(config)
         self.rpc = RpcServer(
@@ -99,6 +105,7 @@ class Gateway:
             self._maintenance.cancel()
         self.rpc.close()
         await self.trunk_monitor.close()
+        await self.quic_agents.close()
         await self.sip.close()
 
 

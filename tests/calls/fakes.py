@@ -33,6 +33,14 @@ class FakeLeg:
             self.bridged_to.bridged_to = None
         self.bridged_to = None
 
+    agent: object = None
+
+    def connect_agent(self, spec, info) -> None:
+        self.agent = (spec, info)
+
+    def disconnect_agent(self) -> None:
+        self.agent = None
+
     def listen(self, consumer) -> None:
         self.listener = consumer
 

@@ -9,7 +9,8 @@ from trunkline.calls.errors import CallError
 from trunkline.calls.events import EventHub
 from trunkline.calls.ports import Announcement, MusicOnHold, Playback, Silence
 from trunkline.calls.service import CallService
-from trunkline.config import TrunkConfig
+from trunkline.calls.ports import AgentSpec
+from trunkline.config import AgentConfig, TrunkConfig
 from trunkline.enums import DialplanAction, ErrorCode, EventType
 
 TRUNKS = (
@@ -31,7 +32,8 @@ class Recorder:
 def world():
     telephony, timers, hub, rec = FakeTelephony(), ManualTimers(), EventHub(), Recorder()
     hub.subscribe("t", "", rec)
-    service = CallService(TRUNKS, telephony, hub, timers, clock=lambda: 1000.0, announcements={"vip": "/a.wav"})
+    service = CallService(TRUNKS, telephony, hub, timers, clock=lambda: 1000.0, announcements={"vip": "/a.wav"},
+                          agents=(AgentConfig("sales", "wss://bots.example/sales", "pcm16", 16000),))
     return service, telephony, timers, rec
 
 
@@ -225,3 +227,59 @@ def test_execute_dialplan_validation(world):
         service.execute_dialplan("t", call.sid, DialplanAction.UNPARK_AND_BRIDGE, call.sid)
     service.execute_dialplan("t", call.sid, DialplanAction.HANGUP, "")
     assert telephony.legs[0].hangups == 1
+
+
+AI = DialplanAction.AI_BIDIRECTIONAL_STREAM
+
+
+@pytest.mark.parametrize("kw,spec", [
+    ({"ai_websocket_url": "wss://bot/ws"}, AgentSpec("websocket", "wss://bot/ws")),
+    ({"ai_quic_url": "https://bot:4433/agent"}, AgentSpec("quic", "https://bot:4433/agent", sample_rate=16000)),
+    ({"default_app_args": "sales"}, AgentSpec("websocket", "wss://bots.example/sales", "pcm16", 16000, agent_id="sales")),
+    ({"client_id": "sdk-1", "auto_barge_in": True, "barge_in_patience_ms": 300},
+     AgentSpec("client", client_id="sdk-1", auto_barge_in=True, barge_in_patience_ms=300)),
+])
+def test_ai_stream_reaches_the_right_agent(world, kw, spec):
+    service, telephony, *_ = world
+    call = dial(service, default_app=AI, **kw)
+    telephony.legs[0].answer()
+    got, info = telephony.legs[0].agent
+    assert got == spec and info.call_sid == call.sid and info.to == "+15551234567"
+
+
+def test_ai_stream_without_any_agent_answers_silent(world):
+    service, telephony, *_ = world
+    dial(service, default_app=AI)
+    telephony.legs[0].answer()
+    assert telephony.legs[0].agent is None and telephony.legs[0].playing == [None]
+
+
+def test_unknown_agent_and_bad_urls_are_refused(world):
+    service, *_ = world
+    for kw in ({"default_app_args": "nobody"}, {"ai_websocket_url": "http://x"}, {"ai_quic_url": "ws://x"}):
+        with pytest.raises(CallError) as err:
+            dial(service, default_app=AI, **kw)
+        assert err.value.code == ErrorCode.ERR_VALIDATION_FAILED
+
+
+@pytest.mark.parametrize("failed,status,cause", [(False, "COMPLETED", 16), (True, "FAILED", 41)])
+def test_the_agent_leaving_ends_the_call(world, failed, status, cause):
+    service, telephony, _, rec = world
+    dial(service, default_app=AI, ai_websocket_url="ws://bot")
+    leg = telephony.legs[0]
+    leg.answer()
+    leg.events.agent_ended("gone", failed)
+    assert leg.hangups == 1
+    leg.close()
+    assert (rec.got[-1].status, rec.got[-1].q850_cause) == (status, cause)
+    assert leg.agent is None  # disconnected when the call left its app
+
+
+def test_switching_away_from_the_ai_app_disconnects_the_agent(world):
+    service, telephony, *_ = world
+    call = dial(service, default_app=AI, ai_websocket_url="ws://bot")
+    telephony.legs[0].answer()
+    service.execute_dialplan("t", call.sid, DialplanAction.MUSIC_ON_HOLD, "")
+    assert telephony.legs[0].agent is None
+    service.execute_dialplan("t", call.sid, AI, "")
+    assert telephony.legs[0].agent[0].url == "ws://bot"

@@ -67,6 +67,41 @@ async def watched_client(gateway):
     return client, watch
 
 
+class RtpTap(asyncio.DatagramProtocol):
+    """A relay between Trunkline and a SIPp RTP echo (whose SDP names the tap): records what Trunkline
+    sends to the carrier, with arrival times, and can hold back the echo (a caller who is silent)."""
+
+    def __init__(self, echo_port: int) -> None:
+        self.echo = ("127.0.0.1", echo_port)
+        self.gateway = None
+        self.sent: list[tuple[float, bytes]] = []  # (loop time, RTP payload) from Trunkline
+        self.pass_echo = True
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if addr == self.echo:
+            if self.gateway is not None and self.pass_echo:
+                self.transport.sendto(data, self.gateway)
+            return
+        self.gateway = addr
+        if len(data) > 12 and data[1] & 0x7F in (0, 8):
+            self.sent.append((asyncio.get_running_loop().time(), data[12:]))
+        self.transport.sendto(data, self.echo)
+
+
+async def tapped_carrier(peers):
+    """SIPp answering with RTP echo behind an :class:`RtpTap`; returns (sipp, tap, transport)."""
+    from tests.peers.sipp import free_udp_port, uas
+
+    tap_port = free_udp_port()
+    sipp = await peers(uas("uas_answer_relayed", rtp_echo=True, timeout_s=60, scenario_vars={"RTP_PORT": str(tap_port)}))
+    transport, tap = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: RtpTap(sipp.media_port), local_addr=("127.0.0.1", tap_port))
+    return sipp, tap, transport
+
+
 def carrier(port: int, **trunk: object) -> dict:
     """Gateway config overrides: the ``carrier`` trunk aimed at a peer on 127.0.0.1:``port``."""
     return {"trunks": [{"id": "carrier", "host": "127.0.0.1", "port": port, **trunk}]}

@@ -18,27 +18,6 @@ pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not i
 TO = "+15551234567"
 
 
-async def started(peer):
-    await peer.astart()
-    await peer.await_ready()
-    return peer
-
-
-@pytest.fixture
-async def peers():
-    """SIPp processes started by a test, always stopped and cleaned up."""
-    running = []
-
-    async def start(peer):
-        running.append(peer)
-        return await started(peer)
-
-    yield start
-    for peer in running:
-        peer.kill()
-        peer.cleanup()
-
-
 async def test_answered_call_audio_both_ways_then_terminate_sends_bye(start_gateway, peers):
     sipp = await peers(uas("uas_answer", rtp_echo=True, timeout_s=30))
     gateway = await start_gateway(carrier(sipp.port))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from trunkline.calls import q850
 from trunkline.calls.events import CallEvent
-from trunkline.calls.ports import Announcement, Leg, MediaStats, MusicOnHold, Playback, Silence, Timer
+from trunkline.calls.ports import Announcement, Leg, MediaStats, MusicOnHold, Playback, Silence, StreamInfo, Timer
 from trunkline.config import TrunkConfig
 from trunkline.enums import DialplanAction, EventType
 
@@ -82,6 +82,7 @@ class Call:
         self.last_bucket = DEFAULT_BUCKET  # where this call returns to when a bridge ends
         self.partner: Call | None = None
         self.resume_app: App | None = None  # what a mid-call PLAYBACK returns to
+        self.agent_connected = False
         self.final_status = ""
         self.final_cause = 0
         self.leg: Leg | None = None
@@ -174,6 +175,17 @@ class Call:
         elif self.app.action is DialplanAction.PLAYBACK:  # PLAYBACK as the call's app ends the call
             self._end_with("COMPLETED", q850.NORMAL_CLEARING)
 
+    def agent_ended(self, reason: str, failed: bool) -> None:
+        """An AI call never stays up silent: the agent leaving ends the call."""
+        log.info("call %s: agent ended (%s)", self.sid, reason)
+        if failed:
+            self._end_with("FAILED", q850.TEMPORARY_FAILURE)
+        else:
+            self._end_with("COMPLETED", q850.NORMAL_CLEARING)
+
+    def agent_transfer(self, to: str) -> None:
+        log.warning("call %s: the agent asked to transfer to %s; transfer is not available yet", self.sid, to)
+
     def leg_closed(self) -> None:
         if self.state is CallState.ENDED:
             return
@@ -224,7 +236,11 @@ class Call:
                 self.enter(App(DialplanAction.PARK, DEFAULT_BUCKET))
                 return
             self.bridge_with(target)
-        else:  # ANSWER, and AI_BIDIRECTIONAL_STREAM with no agent: answered, silent, left to the app
+        elif action is DialplanAction.AI_BIDIRECTIONAL_STREAM and (spec := self.service.agent_spec(self, app.args)):
+            self.agent_connected = True
+            self.leg.connect_agent(spec, StreamInfo(self.sid, self.request.call_from, self.request.to,
+                                                    self.request.trunk.id, self.tenant_id))
+        else:  # ANSWER, and AI_BIDIRECTIONAL_STREAM with no agent at all: answered, silent, left to the app
             self.leg.play(None)
 
     def bridge_with(self, other: "Call") -> None:
@@ -245,6 +261,9 @@ class Call:
         self.leg.play(audio)
 
     def _leave_app(self) -> None:
+        if self.agent_connected and self.leg is not None:
+            self.agent_connected = False
+            self.leg.disconnect_agent()
         if self.bucket is not None:
             self.service.unpark(self)
         if self.partner is not None:

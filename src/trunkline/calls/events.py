@@ -129,6 +129,10 @@ class EventHub:
             if not backlog.events:
                 del self._backlogs[key]
 
+    def subscribers(self, tenant_id: str, client_id: str) -> list[EventSubscriber]:
+        """The live subscribers of one client_id (its connections), e.g. to stream a call's audio."""
+        return list(self._by_client.get((tenant_id, client_id), ()))
+
     def pending(self, tenant_id: str, client_id: str) -> int:
         backlog = self._backlogs.get((tenant_id, client_id))
         return len(backlog.events) if backlog else 0

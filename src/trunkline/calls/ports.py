@@ -41,6 +41,32 @@ AudioSpec = Silence | MusicOnHold | Playback | Announcement
 
 
 @dataclass(frozen=True)
+class AgentSpec:
+    """Which agent a call's AI stream goes to: ``kind`` is ``websocket``, ``quic`` or ``client`` (the
+    SDK process named by ``client_id`` streams the audio itself, PROTOCOL.md §6 Audio)."""
+
+    kind: str
+    url: str = ""
+    dialect: str = "twilio"
+    sample_rate: int = 8000
+    agent_id: str = ""
+    client_id: str = ""
+    auto_barge_in: bool = False
+    barge_in_patience_ms: int = 0
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the agent is told about the call."""
+
+    call_sid: str
+    call_from: str
+    to: str
+    trunk_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True)
 class MediaStats:
     packets_sent: int = 0
     packets_received: int = 0
@@ -66,6 +92,11 @@ class LegEvents(Protocol):
 
     def leg_playback_finished(self) -> None: ...
 
+    def agent_ended(self, reason: str, failed: bool) -> None:
+        """The agent hung up or closed its connection (``failed``: it could not be reached)."""
+
+    def agent_transfer(self, to: str) -> None: ...
+
     def leg_closed(self) -> None: ...
 
 
@@ -81,6 +112,11 @@ class Leg(Protocol):
         """Both far ends hear each other until :meth:`unbridge` on either leg."""
 
     def unbridge(self) -> None: ...
+
+    def connect_agent(self, spec: AgentSpec, info: StreamInfo) -> None:
+        """Bridge the call's audio both ways to the agent; hold music plays while connecting."""
+
+    def disconnect_agent(self) -> None: ...
 
     def listen(self, consumer: "Callable[[bytes | None], None] | None") -> None:
         """Hand the far end's audio to ``consumer``: one 20 ms frame of 8 kHz PCM16 per media tick

@@ -16,8 +16,8 @@ from trunkline.calls.call import App, Call, CallRequest, CallState
 from trunkline.calls.destinations import is_valid_destination
 from trunkline.calls.errors import CallError
 from trunkline.calls.events import EventHub
-from trunkline.calls.ports import Announcement, Playback, Scheduler, Telephony
-from trunkline.config import TrunkConfig
+from trunkline.calls.ports import AgentSpec, Announcement, Playback, Scheduler, Telephony
+from trunkline.config import AgentConfig, TrunkConfig
 from trunkline.enums import DialplanAction, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 #: Ended calls remembered per tenant so a repeated call_sid still answers with that call's state.
 ENDED_CALLS_KEPT = 10_000
 ORIGINATE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.AI_BIDIRECTIONAL_STREAM)
-SWITCHABLE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.ANSWER)
+SWITCHABLE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.AI_BIDIRECTIONAL_STREAM)
 
 
 class CallService:
@@ -37,7 +37,9 @@ class CallService:
         schedule: Scheduler,
         clock: Callable[[], float] = time.time,
         announcements: dict[str, str] | None = None,
+        agents: tuple[AgentConfig, ...] = (),
     ) -> None:
+        self.agents = {a.id: a for a in agents}
         self.trunks = {t.id: t for t in trunks}
         self.telephony = telephony
         self.events = events
@@ -74,8 +76,7 @@ class CallService:
         call.start(self.telephony.place_call(trunk, request.to, request.call_from, call))
         return call
 
-    @staticmethod
-    def _validate(request: CallRequest) -> None:
+    def _validate(self, request: CallRequest) -> None:
         if not is_valid_destination(request.to):
             raise CallError(ErrorCode.ERR_INVALID_DESTINATION,
                             f"to={request.to!r} is neither E.164 (+ and 8-15 digits) nor a sip:/sips: URI")
@@ -85,13 +86,17 @@ class CallService:
         if request.default_app not in ORIGINATE_APPS:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED,
                             f"default_app {request.default_app.name} is a mid-call verb, not an app")
+        if (request.default_app is DialplanAction.AI_BIDIRECTIONAL_STREAM and request.default_app_args
+                and request.default_app_args not in self.agents and not (request.ai_websocket_url or request.ai_quic_url)):
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"unknown agent {request.default_app_args!r}")
         if request.max_duration_ms < 0 or request.barge_in_patience_ms < 0:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "durations must not be negative")
         if request.default_app is DialplanAction.PLAYBACK and not request.default_app_args:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "PLAYBACK needs default_app_args: a .wav path or URL")
-        if request.default_app is DialplanAction.AI_BIDIRECTIONAL_STREAM and (
-                request.ai_websocket_url or request.ai_quic_url or request.default_app_args or request.client_id):
-            raise CallError(ErrorCode.ERR_INTERNAL_ERROR, "not available yet: AI_BIDIRECTIONAL_STREAM")
+        if request.ai_websocket_url and not request.ai_websocket_url.startswith(("ws://", "wss://")):
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "ai_websocket_url must be ws:// or wss://")
+        if request.ai_quic_url and not request.ai_quic_url.startswith(("https://", "quic://")):
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "ai_quic_url must be https:// or quic://")
 
     def terminate(self, tenant_id: str, call_sid: str) -> Call:
         call = self._require(tenant_id, call_sid)
@@ -120,6 +125,26 @@ class CallService:
 
     def active_calls(self, tenant_id: str) -> list[Call]:
         return list(self._live.get(tenant_id, {}).values())
+
+    def agent_spec(self, call: Call, args: str) -> AgentSpec | None:
+        """Where the call's AI stream goes: the request's URLs, else the configured agent named by
+        ``args``, else the SDK client that placed it; None when there is nothing to bridge to."""
+        request = call.request
+        agent = self.agents.get(args)
+        common = {"agent_id": args, "client_id": request.client_id, "auto_barge_in": request.auto_barge_in,
+                  "barge_in_patience_ms": request.barge_in_patience_ms}
+        dialect = agent.dialect if agent else "twilio"
+        rate = agent.sample_rate if agent else 8000
+        if request.ai_websocket_url:
+            return AgentSpec("websocket", request.ai_websocket_url, dialect, rate, **common)
+        if request.ai_quic_url:
+            return AgentSpec("quic", request.ai_quic_url, dialect, agent.sample_rate if agent else 16000, **common)
+        if agent is not None:
+            kind = "websocket" if agent.url.startswith(("ws://", "wss://")) else "quic"
+            return AgentSpec(kind, agent.url, agent.dialect, agent.sample_rate, **common)
+        if request.client_id:
+            return AgentSpec("client", **common)
+        return None
 
     # --- dialplan -----------------------------------------------------------------------------
 

@@ -154,6 +154,17 @@ def serve(config: Optional[Path] = ConfigOption) -> None:
 
 
 @app.command()
+def demo(seconds: float = typer.Option(6.0, "--seconds", min=2.0, max=60.0, help="How long the demo call lasts.")) -> None:
+    """Place one call end to end on loopback: a built-in carrier, the gateway and an echo agent."""
+    from trunkline.demo.run import run_demo
+
+    if logging.getLogger().level > logging.DEBUG:  # the live view is the output; keep logs to warnings
+        logging.getLogger().setLevel(logging.WARNING)
+    code = asyncio.run(run_demo(seconds, out))
+    raise typer.Exit(code)
+
+
+@app.command()
 def cert(config: Optional[Path] = ConfigOption) -> None:
     """Show the gateway's TLS certificate (making the local one if there is none yet)."""
     from trunkline.gateway import certificate_for

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from trunkline.auth.tokens import TokenRejected, TokenVerifier
 from trunkline.calls.call import Call, CallState
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 CLIENT_ID_MAX = 256
 
 
+class ClientAudioSink(Protocol):
+    def deliver(self, tenant_id: str, call_sid: str, payload: bytes, codec: str, end_of_stream: bool) -> bool: ...
+
+
 class RpcHandlers:
     def __init__(
         self,
@@ -31,8 +35,10 @@ class RpcHandlers:
         default_tenant: str,
         verifier: TokenVerifier | None,
         calls: CallService,
+        client_audio: ClientAudioSink | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.client_audio = client_audio
         self.events = events
         self.calls = calls
         self.default_tenant = default_tenant
@@ -77,9 +83,11 @@ class RpcHandlers:
         return d.Empty()
 
     def audio_frame(self, session: Session, frame: d.AudioFrame) -> None:
-        """Client -> call audio from a uni stream. No call can take audio until the call engine is
-        wired in, so every frame is counted as dropped for now."""
-        self.audio_frames_dropped += 1
+        """Client -> call audio from a uni stream, for a call streaming to its SDK client (§6 Audio);
+        frames for any other call_sid are counted and dropped."""
+        sink = self.client_audio
+        if sink is None or not sink.deliver(session.tenant_id, frame.call_sid, frame.payload, frame.codec, frame.end_of_stream):
+            self.audio_frames_dropped += 1
 
     # --- engines that arrive later -----------------------------------------------------------
 

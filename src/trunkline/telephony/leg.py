@@ -6,7 +6,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Callable
 
-from trunkline.calls.ports import AudioSpec, LegEvents, MediaStats
+from trunkline.ai.bridge import AgentBridge
+from trunkline.ai.link import AgentUnreachable
+from trunkline.calls.ports import AgentSpec, AudioSpec, LegEvents, MediaStats, MusicOnHold, StreamInfo
 from trunkline.config import TrunkConfig
 from trunkline.media.sdp import SdpError, SdpSession
 from trunkline.media_engine.bridge import Bridge
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DTMF_RELAY_DIGITS = frozenset("0123456789*#ABCD")
+#: Waits before each attempt to reach an agent; the caller hears hold music meanwhile.
+AGENT_RETRY_DELAYS_S = (0.0, 0.5, 1.5)
 
 
 class SipLeg:
@@ -37,6 +41,8 @@ class SipLeg:
         self._bridge: Bridge | None = None
         self._partner: SipLeg | None = None
         self._listener: Callable[[bytes | None], None] | None = None
+        self._agent: AgentBridge | None = None
+        self._agent_task: asyncio.Future | None = None
         self._source: AudioSource | None = None
         self._play_request = 0
         self._hangup_requested = False
@@ -114,6 +120,54 @@ class SipLeg:
         self._bridge = partner._bridge = None
         self._partner = partner._partner = None
 
+    def connect_agent(self, spec: AgentSpec, info: StreamInfo) -> None:
+        self.disconnect_agent()
+        self._agent_task = asyncio.ensure_future(self._connect_agent(spec, info))
+
+    async def _connect_agent(self, spec: AgentSpec, info: StreamInfo) -> None:
+        task = self._agent_task
+        self.play(MusicOnHold())
+        failure = ""
+        for delay in AGENT_RETRY_DELAYS_S:
+            if delay:
+                await asyncio.sleep(delay)
+            if self._closed or self._media is None or self._agent_task is not task:
+                return
+            link = self._telephony.agent_link(spec, info)
+            try:
+                await link.open()
+                break
+            except AgentUnreachable as exc:
+                failure = str(exc)
+                log.info("agent attempt failed: %s", failure)
+            except Exception as exc:  # noqa: BLE001 - a bug in a link must end this call cleanly, not leak
+                log.exception("agent link failed to open")
+                failure = f"{type(exc).__name__}: {exc}"
+        else:
+            self._events.agent_ended(f"agent unreachable: {failure}", True)
+            return
+        if self._closed or self._agent_task is not task:
+            link.close()
+            return
+        self._play_request += 1  # any prompt still loading must not replace the agent's audio
+        self._agent = AgentBridge(
+            self._media, link, auto_barge_in=spec.auto_barge_in, barge_in_patience_ms=spec.barge_in_patience_ms,
+            on_hangup=lambda: self._events.agent_ended("the agent hung up", False),
+            on_transfer=self._events.agent_transfer,
+            on_closed=lambda reason: self._events.agent_ended(reason, False),
+        )
+        self._agent.start()
+
+    def disconnect_agent(self) -> None:
+        task, self._agent_task = self._agent_task, None
+        if task is not None and not task.done():
+            task.cancel()
+        agent, self._agent = self._agent, None
+        if agent is not None:
+            agent.stop()
+            if self._media is not None:
+                self._media.on_audio = self._listener
+
     def listen(self, consumer: Callable[[bytes | None], None] | None) -> None:
         self._listener = consumer
         if self._media is not None and self._bridge is None:
@@ -185,6 +239,7 @@ class SipLeg:
             return
         self._final_stats = self.media_stats()
         self._closed = True
+        self.disconnect_agent()
         if self._bridge is not None:
             self.unbridge()
         if self._media is not None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from trunkline.calls.ports import LegEvents
+from trunkline.ai.dialect import make_dialect
+from trunkline.ai.events import CallInfo
+from trunkline.ai.client_link import ClientAudioHub
+from trunkline.ai.link import AgentLink, AgentUnreachable
+from trunkline.ai.quic_link import QuicAgentPool
+from trunkline.ai.websocket_link import WebSocketLink
+from trunkline.calls.ports import AgentSpec, LegEvents, StreamInfo
 from trunkline.config import TrunkConfig
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
@@ -19,7 +25,13 @@ class SipTelephony:
         rtp_ports: RtpPortPool,
         audio: AudioLibrary,
         advertised_media_host: str = "",
+        client_audio: ClientAudioHub | None = None,
+        quic_agents: QuicAgentPool | None = None,
+        agent_ca_file: str | None = None,
     ) -> None:
+        self.agent_ca_file = agent_ca_file
+        self.client_audio = client_audio
+        self.quic_agents = quic_agents
         self.endpoint = endpoint
         self.media_clock = media_clock
         self.rtp_ports = rtp_ports
@@ -28,6 +40,18 @@ class SipTelephony:
 
     def place_call(self, trunk: TrunkConfig, to: str, call_from: str, events: LegEvents) -> SipLeg:
         return SipLeg(self, trunk, to, call_from, events)
+
+    def agent_link(self, spec: AgentSpec, info: StreamInfo) -> AgentLink:
+        """A fresh, unopened link to the agent ``spec`` names."""
+        call = CallInfo(call_sid=info.call_sid, stream_id=f"MZ{info.call_sid}", call_from=info.call_from, to=info.to,
+                        trunk_id=info.trunk_id, tenant_id=info.tenant_id, agent_id=spec.agent_id)
+        if spec.kind == "websocket":
+            return WebSocketLink(spec.url, make_dialect(spec.dialect, call, {}, spec.sample_rate), ca_file=self.agent_ca_file)
+        if spec.kind == "client" and self.client_audio is not None:
+            return self.client_audio.link(info.tenant_id, spec.client_id, info.call_sid)
+        if spec.kind == "quic" and self.quic_agents is not None:
+            return self.quic_agents.link(spec.url, call, spec.sample_rate)
+        raise AgentUnreachable(f"no way to reach a {spec.kind} agent")
 
     def invite(self, trunk: TrunkConfig, to: str, call_from: str, sdp: bytes, listener: CallListener) -> OutgoingCall:
         """An E.164 number is dialled at the trunk (``sip:+1555...@trunk;user=phone``); a SIP URI keeps

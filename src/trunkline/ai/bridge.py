@@ -1,0 +1,119 @@
+"""One call's audio bridged both ways to its agent, driven by the media clock.
+
+Caller audio goes to the agent frame by frame as the clock ticks (the session's ``on_audio``); agent
+audio goes through one bounded :class:`StreamQueue` that the session plays, so it is paced at 20 ms
+and never bursts to the carrier; overflow drops the oldest audio. ``clear`` empties the queue, so
+the caller hears silence from the next tick. With ``auto_barge_in`` a VAD watches the caller while
+the agent talks and clears the queue after ``barge_in_patience_ms`` of speech; with it off there is
+no VAD cost at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from trunkline.ai.events import AgentAudio, AgentClear, AgentDtmf, AgentEvent, AgentHangup, AgentMark, AgentTransfer
+from trunkline.ai.link import AgentLink
+from trunkline.ai.vad import VoiceActivityDetector
+from trunkline.media_engine.session import MediaSession
+from trunkline.media_engine.sources import StreamQueue
+
+log = logging.getLogger(__name__)
+
+FRAME_MS = 20
+SILENT_FRAME = bytes(320)
+#: Agent audio buffered ahead of the caller, at most (frames of 20 ms): 60 s.
+QUEUE_FRAMES = 3000
+
+
+class AgentBridge:
+    def __init__(
+        self,
+        media: MediaSession,
+        link: AgentLink,
+        *,
+        auto_barge_in: bool = False,
+        barge_in_patience_ms: int = 0,
+        on_hangup: Callable[[], None],
+        on_transfer: Callable[[str], None],
+        on_closed: Callable[[str], None],
+    ) -> None:
+        self.media = media
+        self.link = link
+        self.queue = StreamQueue(QUEUE_FRAMES, on_mark=link.mark_played)
+        self.vad = VoiceActivityDetector() if auto_barge_in else None
+        self.patience_ms = max(0, barge_in_patience_ms)
+        self.barge_ins = 0
+        self._speech_ms = 0
+        self._on_hangup = on_hangup
+        self._on_transfer = on_transfer
+        self._on_closed = on_closed
+        self._active = False
+
+    def start(self) -> None:
+        self._active = True
+        self.link.on_event = self._on_agent_event
+        self.link.on_closed = self._on_link_closed
+        self.media.on_audio = self._on_caller_audio
+        self.media.play(self.queue)
+
+    def stop(self) -> None:
+        """The call left the AI app or ended: detach from the media and say goodbye to the agent."""
+        if not self._active:
+            return
+        self._active = False
+        if self.media.on_audio == self._on_caller_audio:
+            self.media.on_audio = None
+        if self.media.source is self.queue:
+            self.media.play(None)
+        self.link.on_event = None
+        self.link.on_closed = None
+        self.link.close()
+
+    # --- caller -> agent (every tick) ---------------------------------------------------------
+
+    def _on_caller_audio(self, pcm: bytes | None) -> None:
+        frame = pcm if pcm is not None else SILENT_FRAME
+        self.link.send_audio(frame)
+        vad = self.vad
+        if vad is None:
+            return
+        if vad.process(frame) and self.queue.queued_frames:
+            self._speech_ms += FRAME_MS
+            if self._speech_ms >= self.patience_ms:
+                self._barge_in()
+        else:
+            self._speech_ms = 0
+
+    def _barge_in(self) -> None:
+        self._speech_ms = 0
+        self.barge_ins += 1
+        self._clear()
+        self.link.barge_in()
+
+    def _clear(self) -> None:
+        """Empty the queue; marks that can no longer be reached are echoed now, as Twilio does."""
+        for name in self.queue.clear():
+            self.link.mark_played(name)
+
+    # --- agent -> caller ----------------------------------------------------------------------
+
+    def _on_agent_event(self, event: AgentEvent) -> None:
+        if isinstance(event, AgentAudio):
+            self.queue.push(event.pcm)
+        elif isinstance(event, AgentMark):
+            self.queue.push_mark(event.name)
+        elif isinstance(event, AgentClear):
+            self._clear()
+        elif isinstance(event, AgentDtmf):
+            self.media.send_dtmf(event.digits)
+        elif isinstance(event, AgentHangup):
+            self._on_hangup()
+        elif isinstance(event, AgentTransfer):
+            self._on_transfer(event.to)
+
+    def _on_link_closed(self, reason: str) -> None:
+        if self._active:
+            self._active = False
+            self._on_closed(reason)
