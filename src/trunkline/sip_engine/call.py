@@ -32,7 +32,7 @@ from trunkline.sip.transaction import (
     build_cancel,
 )
 
-from .endpoint import ALLOW, AuthRetry, merge_headers
+from .endpoint import ALLOW, AuthRetry, auth_retry_headers
 from .routing import Credentials, SipTarget, header_summary, next_hop
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 _GLARE_ATTEMPTS = 3
 """re-INVITE tries when the peer answers 491 (our own INVITE crossed theirs, RFC 3261 §14.1)."""
 
-_AUTH_RETRIES = 3
 
 CallState = str
 """One of "calling", "early", "confirmed", "terminating", "terminated"."""
@@ -306,17 +305,13 @@ class OutgoingCall:
 
     def _retry_with_auth(self, response: SipResponse) -> bool:
         """Answer a 401/407 with a new INVITE: next CSeq, same Call-ID and From tag (§22.2)."""
-        if self._auth is None or self._cancel_requested or self._auth_retries >= _AUTH_RETRIES:
+        if self._cancel_requested:
             return False
-        try:
-            extra = self._auth.answer(response, "INVITE", self._invite.uri, self._invite.body,
-                                      previous=list(self._invite.headers))
-        except (SipParseError, ValueError):
-            return False
-        if not extra:
+        extra = auth_retry_headers(self._auth, response, self._invite, self._auth_headers, self._auth_retries)
+        if extra is None:
             return False
         self._auth_retries += 1
-        self._auth_headers = merge_headers(self._auth_headers, extra)
+        self._auth_headers = extra
         self._seq += 1
         self._invite = self._build_invite()
         self._start()
@@ -545,18 +540,11 @@ class _InDialogRequest:
         self._future.set_result((message.status, message.body or None))
 
     def _answer(self, response: SipResponse, request: SipRequest) -> bool:
-        auth = self._call._auth
-        if auth is None or self._retries >= _AUTH_RETRIES:
-            return False
-        try:
-            extra = auth.answer(response, self._method, request.uri, self._body,
-                                previous=list(request.headers))
-        except (SipParseError, ValueError):
-            return False
-        if not extra:
+        extra = auth_retry_headers(self._call._auth, response, request, self._extra, self._retries)
+        if extra is None:
             return False
         self._retries += 1
-        self._extra = merge_headers(self._extra, extra)
+        self._extra = extra
         return True
 
     def _on_error(self, status: int, reason: str) -> None:

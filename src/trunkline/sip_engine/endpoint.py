@@ -77,7 +77,7 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"
 _NO_DIALOG_METHODS = frozenset(("BYE", "INFO", "UPDATE", "PRACK", "NOTIFY", "REFER"))
 """Methods that only make sense in a dialog: without a To tag they get 481 (RFC 3261 §12.2.2)."""
 
-_AUTH_RETRIES = 3
+AUTH_RETRIES = 3
 """Challenges answered per request before giving up: guards against a server that keeps issuing
 fresh or stale nonces, on top of :class:`DigestClient`'s wrong-password detection."""
 
@@ -743,22 +743,31 @@ class AuthRetry:
         self._done(message.status, message)
 
     def _answer(self, response: SipResponse) -> bool:
-        request = self._request
-        if self._auth is None or request is None or self._retries >= _AUTH_RETRIES:
+        if self._request is None:
             return False
-        try:
-            extra = self._auth.answer(response, request.method, request.uri, request.body,
-                                      previous=list(request.headers))
-        except (SipParseError, ValueError):
-            return False
-        if not extra:
+        extra = auth_retry_headers(self._auth, response, self._request, self._extra, self._retries)
+        if extra is None:
             return False
         self._retries += 1
-        self._extra = merge_headers(self._extra, extra)
+        self._extra = extra
         return True
 
     def _on_error(self, status: int, reason: str) -> None:
         self._done(status, None)
+
+
+def auth_retry_headers(auth: DigestClient | None, response: SipResponse, request: SipRequest,
+                       current: Sequence[tuple[str, str]], retries: int) -> list[tuple[str, str]] | None:
+    """The headers for a retry of ``request`` that answers its 401/407 ``response``, or None when
+    it must not be retried: no credentials, retries spent, or a challenge the digest client will not
+    answer again (a wrong password fails instead of looping)."""
+    if auth is None or retries >= AUTH_RETRIES:
+        return None
+    try:
+        extra = auth.answer(response, request.method, request.uri, request.body, previous=list(request.headers))
+    except (SipParseError, ValueError):
+        return None
+    return merge_headers(current, extra) if extra else None
 
 
 def merge_headers(current: Sequence[tuple[str, str]],
