@@ -249,3 +249,32 @@ async def test_quic_reference_agent_over_webtransport(start_gateway, peers, tmp_
     finally:
         agent.close()
     assert hangup.status == "COMPLETED" and hangup.packets_received > 20 and session is not None
+
+
+async def test_caller_dtmf_reaches_the_agent(start_gateway, peers):
+    from trunkline.media.dtmf import digit_to_event, telephone_event_payloads
+    from trunkline.media.rtp import RtpPacket, build_rtp
+
+    sipp, tap, transport = await tapped_carrier(peers)
+    bot = TwilioBot(b"")
+    async with serve(bot.handler, "127.0.0.1", 0, compression=None) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/media"
+        gateway = await start_gateway(carrier(sipp.port))
+        client, watch = await watched_client(gateway)
+        call = await client.dial(TO, trunk_id="carrier", default_app=AI, ai_websocket_url=url)
+        await watch.until(call.call_sid, "ANSWERED")
+        await asyncio.sleep(0.5)
+        tap.pass_echo = False  # the caller's phone now sends its own stream: a key press, RFC 4733
+        for n, (payload, marker) in enumerate(telephone_event_payloads(digit_to_event("7"), 800)):
+            packet = RtpPacket(payload_type=101, sequence=1000 + n, timestamp=160_000, ssrc=0x5EED, payload=payload, marker=marker)
+            tap.transport.sendto(build_rtp(packet), tap.gateway)
+            await asyncio.sleep(0.02)
+        for _ in range(50):
+            if bot.events("dtmf"):
+                break
+            await asyncio.sleep(0.05)
+        await client.terminate(call.call_sid)
+        await watch.hangup(call.call_sid)
+    transport.close()
+    assert [m["dtmf"]["digit"] for m in bot.events("dtmf")] == ["7"]
+    assert bot.events("dtmf")[0]["dtmf"]["track"] == "inbound_track"

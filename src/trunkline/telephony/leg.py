@@ -62,7 +62,7 @@ class SipLeg:
             self._close()
             return
         self._media.on_source_finished = self._source_finished
-        self._media.on_dtmf = self._events.leg_dtmf
+        self._media.on_dtmf = self._on_dtmf
         self._media.on_audio = self._listener
         host, port = self._media.local_address
         self._sdp = SdpSession(self._telephony.advertised_media_host or host, port, codecs=("PCMU", "PCMA"), dtmf=True)
@@ -229,7 +229,13 @@ class SipLeg:
             key, _, value = line.partition("=")
             digit = value.strip().upper()
             if key.strip().lower() == "signal" and digit in _DTMF_RELAY_DIGITS:
-                self._events.leg_dtmf(digit)
+                self._on_dtmf(digit)
+
+    def _on_dtmf(self, digit: str) -> None:
+        """A key the caller pressed (RFC 4733 or SIP INFO): the agent hears of it, then the call."""
+        if self._agent is not None:
+            self._agent.link.send_dtmf(digit)
+        self._events.leg_dtmf(digit)
 
     def on_terminated(self) -> None:
         self._close()
