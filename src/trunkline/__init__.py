@@ -1,8 +1,8 @@
 """Trunkline: a SIP/RTP gateway for AI voice agents that speaks the TeleQuick call-control RPC.
 
-Parts, each a subpackage with its own boundary: ``wire`` (TeleQuick codec, pure), ``rpc`` (QUIC
-server adapter), ``auth`` (tokens and tenants), ``certs`` (TLS material), ``calls`` (the call domain),
-``sip`` and ``media`` (telephony cores), ``sdk`` (async client), ``cli`` (the ``trunkline`` command).
+Parts, each a subpackage with its own boundary: pure cores ``wire`` (TeleQuick codec), ``sip`` and
+``media``; asyncio edges ``rpc``, ``sip_engine``, ``media_engine`` and ``ai``; the domain ``calls``; the
+glue ``telephony`` and ``gateway``; and ``auth``, ``certs``, ``sdk``, ``cli``, ``demo``.
 """
 
 __version__ = "0.1.0"

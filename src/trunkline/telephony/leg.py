@@ -106,7 +106,7 @@ class SipLeg:
         if source is self._source:
             self._events.leg_playback_finished()
 
-    def bridge(self, other: "SipLeg") -> None:  # type: ignore[override]
+    def bridge(self, other: "SipLeg") -> None:
         if self._media is None or other._media is None:
             return
         self._bridge = other._bridge = Bridge(self._media, other._media)
