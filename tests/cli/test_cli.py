@@ -34,12 +34,13 @@ def served(tmp_path_factory):
     (workdir / "trunkline.toml").write_text(f'[server]\nquic_listen = "127.0.0.1:{port}"\n[sip]\nlisten = "127.0.0.1:0"\n')
     proc = subprocess.Popen([*TRUNKLINE, "serve", "--config", "trunkline.toml"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not (workdir / ".trunkline" / "tls" / "cert.pem").exists() or run("buckets", "--help", cwd=workdir).returncode:
-        assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.1)
-    time.sleep(0.3)
-    yield workdir, f"127.0.0.1:{port}"
+    endpoint = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while run("--endpoint", endpoint, "--timeout", "2", "buckets", cwd=workdir).returncode:  # answers RPCs
+        assert proc.poll() is None, f"serve exited: {proc.communicate()[0]}"
+        assert time.monotonic() < deadline, "serve did not start"
+        time.sleep(0.2)
+    yield workdir, endpoint
     proc.terminate()
     output, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0, output  # SIGTERM is a clean stop
@@ -54,7 +55,8 @@ def test_cert_prints_the_fingerprint_of_the_served_certificate(served):
     from cryptography.hazmat.primitives import hashes
 
     cert = x509.load_pem_x509_certificate((workdir / ".trunkline" / "tls" / "cert.pem").read_bytes())
-    assert fingerprint == cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    on_disk = cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    assert fingerprint == on_disk, (result.stdout, on_disk)
 
 
 def test_client_command_reports_a_refusal_in_one_line_and_fails(served):
