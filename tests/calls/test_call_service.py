@@ -103,6 +103,7 @@ def test_answered_call_events_in_order_with_hangup_statistics(world):
     assert (hangup.q850_cause, hangup.codec, hangup.packets_sent, hangup.packets_lost) == (16, "PCMU", 50, 1)
     assert hangup.trunk_id == "carrier" and hangup.call_sid == call.sid
     assert service.find("t", call.sid) is None and service.find("t", call.sid, include_ended=True) is call
+    assert call.leg is None  # kept for its call_sid, without its media
 
 
 @pytest.mark.parametrize("sip,status,cause", [(486, "BUSY", 17), (503, "FAILED", 41), (603, "REJECTED", 21), (404, "FAILED", 1)])

@@ -79,6 +79,13 @@ async def test_built_in_sources():
     assert library.ready_source(None) is None
 
 
+async def test_prompts_are_padded_once_so_calls_share_them(tmp_path: Path):
+    library = AudioLibrary()
+    assert len(library.hold_music()) % 320 == 0
+    wav = write_tone_wav(tmp_path / "odd.wav", seconds=0.0301)  # not a whole number of frames
+    assert len(await library.load(str(wav))) % 320 == 0
+
+
 async def test_configured_hold_music_replaces_the_built_in_loop(tmp_path: Path):
     wav = write_tone_wav(tmp_path / "moh.wav", seconds=0.04)
     hold = AudioLibrary(hold_music=wav).ready_source(MusicOnHold())

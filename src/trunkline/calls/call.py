@@ -197,6 +197,7 @@ class Call:
         self.end_ms = self.service.now_ms()
         self.final_status, self.final_cause = ending.status, ending.cause
         stats = self.leg.media_stats() if self.leg is not None else MediaStats()
+        self.leg = None  # an ended call is kept for its call_sid's sake: it must not keep its media too
         duration = (self.end_ms - self.answer_ms) // 1000 if self.answer_ms else 0
         self._emit(
             EventType.CHANNEL_HANGUP_COMPLETE, ending.status, q850_cause=ending.cause,

@@ -260,6 +260,7 @@ class SipEndpoint:
         self._loop = loop
         self._udp = udp
         self._tcp_server = server
+        _widen_receive_buffer(udp.get_extra_info("socket"))
         self._port = port
 
     async def close(self) -> None:
@@ -754,6 +755,21 @@ class AuthRetry:
 
     def _on_error(self, status: int, reason: str) -> None:
         self._done(status, None)
+
+
+#: Receive buffer asked for on the SIP UDP socket. Hundreds of calls ending at once answer hundreds
+#: of BYEs in one burst; the default (~200 kB) overflowed and the dropped 200s left calls waiting
+#: 32 s for timer F (bench/ai.py). The kernel caps this at net.core.rmem_max.
+UDP_RECEIVE_BUFFER = 4 << 20
+
+
+def _widen_receive_buffer(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    except OSError as exc:  # not fatal: the default still works at lower burst sizes
+        log.warning("could not enlarge the SIP receive buffer: %s", exc)
 
 
 def auth_retry_headers(auth: DigestClient | None, response: SipResponse, request: SipRequest,

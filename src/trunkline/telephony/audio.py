@@ -34,7 +34,14 @@ def _beeps() -> bytes:
     tone = ToneGenerator((440.0,), 8000, level_dbfs=-12)
     beep = tone.generate(8000 * 3 // 10)
     gap = bytes(2 * 8000 * 2 // 10)
-    return beep + gap + beep + gap
+    return _whole_frames(beep + gap + beep + gap)
+
+
+def _whole_frames(pcm: bytes) -> bytes:
+    """Pad a prompt to whole 20 ms frames once, here, so every call playing it shares this buffer:
+    a playback of an unpadded prompt makes its own padded copy (128 kB per call for hold music)."""
+    pad = -len(pcm) % sources.FRAME_BYTES
+    return pcm + bytes(pad) if pad else pcm
 
 
 class AudioLibrary:
@@ -50,7 +57,7 @@ class AudioLibrary:
                 data = self._hold_music_path.read_bytes()
             else:
                 data = resources.files("trunkline.telephony").joinpath("assets/hold_music.wav").read_bytes()
-            self._hold_music = load_wav(data)
+            self._hold_music = _whole_frames(load_wav(data))
         return self._hold_music
 
     def ready_source(self, audio: AudioSpec | None) -> sources.AudioSource | None:
@@ -92,7 +99,7 @@ class AudioLibrary:
             except OSError as exc:
                 raise AudioError(f"{location}: {exc.strerror}") from None
         try:
-            pcm = load_wav(data)
+            pcm = _whole_frames(load_wav(data))
         except ValueError as exc:
             raise AudioError(f"{location}: {exc}") from None
         self._cache[location] = pcm
