@@ -367,3 +367,16 @@ async def test_new_remote_ssrc_restarts_the_stream_and_muxed_rtcp_is_answered_in
         assert isinstance(report, ReceiverReport) and report.reports[0].ssrc == 0xBBBB
     finally:
         peer.close()
+
+
+async def test_a_frame_sent_ahead_replaces_the_next_tick(pair: tuple[MediaSession, MediaSession], clock: MediaClock):
+    a, _ = pair
+    a.play(WavPlayback(bytes(320 * 10)))
+    await ticks(clock, 2)
+    before = a.stats().packets_sent
+    a.send_next_frame_now()
+    assert a.stats().packets_sent == before + 1  # on the wire at once, not at the next tick
+    a.send_next_frame_now()
+    assert a.stats().packets_sent == before + 1  # only one frame may be ahead
+    await wait_until(lambda: a.source is None)
+    assert a.stats().packets_sent == 10  # the tick it replaced sent nothing: no extra packet, no burst

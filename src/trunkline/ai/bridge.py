@@ -93,9 +93,11 @@ class AgentBridge:
         self.link.barge_in()
 
     def _clear(self) -> None:
-        """Empty the queue; marks that can no longer be reached are echoed now, as Twilio does."""
+        """Empty the queue and put the silence on the wire now, not at the next tick; marks that can no
+        longer be reached are echoed at once, as Twilio does."""
         for name in self.queue.clear():
             self.link.mark_played(name)
+        self.media.send_next_frame_now()
 
     # --- agent -> caller ----------------------------------------------------------------------
 

@@ -175,6 +175,7 @@ class MediaSession:
         self._rtcp_transport: asyncio.DatagramTransport
         self._open_transports = 0
         self._closing = False
+        self._sent_ahead = False
         self._closed: asyncio.Future[None] = loop.create_future()
 
     @classmethod
@@ -318,6 +319,16 @@ class MediaSession:
         self._source = source
         return previous
 
+    def send_next_frame_now(self) -> None:
+        """Send the next outbound frame at once instead of at the next tick, which then sends nothing
+        for this leg: the packet rate is unchanged (one frame arrives early, which any jitter buffer
+        absorbs), but a change of what the caller hears — silence after an agent's ``clear`` — is on
+        the wire without waiting up to a frame for the clock."""
+        if self._negotiated is None or self._closing or self._sent_ahead:
+            return
+        self._sent_ahead = True
+        self._tick_outbound()
+
     def send_dtmf(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Queue key presses: RFC 4733 events if negotiated, else in-band tones; they pause the source."""
         if self._negotiated is None:
@@ -357,7 +368,10 @@ class MediaSession:
         except Exception:
             log.exception("inbound media tick failed on port %d", self._lease.port)
         try:
-            self._tick_outbound()
+            if self._sent_ahead:
+                self._sent_ahead = False
+            else:
+                self._tick_outbound()
         except Exception:
             log.exception("outbound media tick failed on port %d", self._lease.port)
         if now >= self._next_rtcp:
