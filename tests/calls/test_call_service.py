@@ -160,7 +160,7 @@ def test_other_tenants_calls_look_unknown(world):
 def test_park_buckets_and_bucket_actions(world):
     service, telephony, *_ = world
     a = dial(service, default_app_args="vip")
-    b = dial(service)
+    dial(service)
     for leg in telephony.legs:
         leg.answer()
     assert service.buckets("t") == [("default", 1), ("vip", 1)]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.calls import carrier, watched_client
 from tests.peers.sipp import free_udp_port, proxy_auth_uas, uas
-from trunkline.enums import DialplanAction, EventType
+from trunkline.enums import DialplanAction
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (apt: sip-tester)")
 

@@ -9,7 +9,7 @@ CallEvent at once, so a call's events are in order by construction.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 

@@ -78,7 +78,6 @@ class RpcHandlers:
     def stream_events(self, session: Session, req: d.EventStreamRequest) -> d.Empty:
         if len(req.client_id) > CLIENT_ID_MAX:
             raise RpcFailure(ErrorCode.ERR_VALIDATION_FAILED, f"client_id longer than {CLIENT_ID_MAX} characters")
-        session.subscribed_client_ids.add(req.client_id)
         self.events.subscribe(session.tenant_id, req.client_id, session.outlet)
         return d.Empty()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from trunkline.calls.events import CallEvent
@@ -22,7 +22,6 @@ class Session:
     outlet: ConnectionOutlet
     tenant_id: str | None = None
     expires_at: float | None = None  # None: never (open mode)
-    subscribed_client_ids: set[str] = field(default_factory=set)
 
     def authorized(self, now: float) -> bool:
         return self.tenant_id is not None and (self.expires_at is None or now < self.expires_at)
