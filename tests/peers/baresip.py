@@ -46,6 +46,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 from .audio import write_tone_wav
+from .process import PeerProcess
 from .sipp import LOOPBACK, free_udp_port, udp_port_bound
 
 MODULE_DIR_CANDIDATES = (
@@ -69,7 +70,7 @@ def module_dir() -> Path:
 
 
 @dataclass
-class Baresip:
+class Baresip(PeerProcess):
     """A baresip process with a generated config directory.
 
     user: account user; callers must dial ``sip:{user}@127.0.0.1:{port}``.
@@ -221,9 +222,6 @@ class Baresip:
         self._deadline = time.monotonic() + self.timeout_s + self.kill_grace_s
         return self
 
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def _check_ready(self) -> bool:
         if self._proc is None:
             raise RuntimeError("not started")
@@ -232,25 +230,8 @@ class Baresip:
         assert self.port is not None
         return "baresip is ready." in self.log() and udp_port_bound(self.port, LOOPBACK)
 
-    def wait_ready(self, timeout: float = 5.0) -> Self:
-        """Block until baresip printed ``baresip is ready.`` and bound SIP."""
-        end = time.monotonic() + timeout
-        while not self._check_ready():
-            if time.monotonic() > end:
-                self.kill()
-                raise TimeoutError(f"baresip not ready after {timeout}s:\n{self.log()[-2000:]}")
-            time.sleep(0.02)
-        return self
-
-    async def await_ready(self, timeout: float = 5.0) -> Self:
-        """Async :meth:`wait_ready`."""
-        end = time.monotonic() + timeout
-        while not self._check_ready():
-            if time.monotonic() > end:
-                self.kill()
-                raise TimeoutError(f"baresip not ready after {timeout}s:\n{self.log()[-2000:]}")
-            await asyncio.sleep(0.02)
-        return self
+    def _not_ready(self, timeout: float) -> str:
+        return f"baresip not ready after {timeout}s:\n{self.log()[-2000:]}"
 
     def wait_for_log(self, pattern: str, timeout: float = 5.0) -> re.Match[str]:
         """Block until ``pattern`` (regex) appears in the log, e.g.
@@ -305,16 +286,6 @@ class Baresip:
                 await asyncio.sleep(0.02)
             self.kill()
         return proc.returncode
-
-    def kill(self) -> None:
-        """Kill the process group now (idempotent)."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=2.0)
 
     def cleanup(self) -> None:
         """Stop and remove an auto-created work dir."""

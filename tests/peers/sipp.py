@@ -41,8 +41,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self
+
+from .process import PeerProcess
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 """Directory holding the bundled SIPp XML scenarios."""
@@ -352,7 +353,7 @@ class SippResult:
 
 
 @dataclass
-class Sipp:
+class Sipp(PeerProcess):
     """One SIPp process running a scenario on loopback.
 
     Parameters (all optional except ``scenario``):
@@ -545,9 +546,6 @@ class Sipp:
         self._deadline = time.monotonic() + self.timeout_s + self.kill_grace_s
         return self
 
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def _check_ready(self) -> bool:
         if self._proc is None:
             raise RuntimeError("not started")
@@ -556,15 +554,8 @@ class Sipp:
         assert self.port is not None
         return udp_port_bound(self.port, self.local_ip)
 
-    def wait_ready(self, timeout: float = 5.0) -> Self:
-        """Block until SIPp's SIP socket is bound (UAS listening)."""
-        end = time.monotonic() + timeout
-        while not self._check_ready():
-            if time.monotonic() > end:
-                self.kill()
-                raise TimeoutError(f"sipp not listening on {self.target} after {timeout}s")
-            time.sleep(0.02)
-        return self
+    def _not_ready(self, timeout: float) -> str:
+        return f"sipp not listening on {self.target} after {timeout}s"
 
     def wait(self, timeout: float | None = None) -> SippResult:
         """Wait for SIPp to finish and return the parsed :class:`SippResult`.
@@ -595,20 +586,6 @@ class Sipp:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.wait()
-
-    def kill(self) -> None:
-        """Terminate the whole process group now (idempotent)."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=1.0)
-                return
-            except subprocess.TimeoutExpired:
-                continue
 
     def cleanup(self) -> None:
         """Kill if needed and remove an auto-created work dir."""
@@ -644,32 +621,11 @@ class Sipp:
             self._result = result
         return result
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.kill()
-
     # -- lifecycle (async) ---------------------------------------------------
 
     async def astart(self) -> Self:
         """Async :meth:`start` (spawning is quick; kept for symmetry)."""
         return self.start()
-
-    async def await_ready(self, timeout: float = 5.0) -> Self:
-        """Async :meth:`wait_ready`: polls without blocking the loop."""
-        end = time.monotonic() + timeout
-        while not self._check_ready():
-            if time.monotonic() > end:
-                self.kill()
-                raise TimeoutError(f"sipp not listening on {self.target} after {timeout}s")
-            await asyncio.sleep(0.02)
-        return self
 
     async def await_result(self, timeout: float | None = None) -> SippResult:
         """Async :meth:`wait`: polls the process every 20 ms."""
@@ -693,17 +649,6 @@ class Sipp:
                 await asyncio.sleep(0.02)
             self.kill()
         return await self.await_result()
-
-    async def __aenter__(self) -> Self:
-        return self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.kill()
 
 
 # ---------------------------------------------------------------------------
