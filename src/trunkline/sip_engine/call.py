@@ -32,7 +32,7 @@ from trunkline.sip.transaction import (
     build_cancel,
 )
 
-from .endpoint import ALLOW, AuthRetry, auth_retry_headers
+from .endpoint import ALLOW, AuthRetry, DigestRetries
 from .routing import Credentials, SipTarget, header_summary, next_hop
 
 if TYPE_CHECKING:
@@ -110,8 +110,7 @@ class OutgoingCall:
         self._extra = list(headers)
         self._auth = (DigestClient(credentials.username, credentials.password)
                       if credentials is not None else None)
-        self._auth_headers: list[tuple[str, str]] = []
-        self._auth_retries = 0
+        self._digest = DigestRetries(self._auth)
         self.call_id = generate_call_id()
         self.local_tag = generate_tag()
         self.remote_tag: str | None = None
@@ -202,7 +201,7 @@ class OutgoingCall:
         h.add("Allow", ALLOW)
         for name, value in self._extra:
             h.add(name, value)
-        for name, value in self._auth_headers:
+        for name, value in self._digest.headers:
             h.add(name, value)
         if self._sdp:
             h.add("Content-Type", "application/sdp")
@@ -266,7 +265,7 @@ class OutgoingCall:
         self.remote_target = dialog.remote_target
         self._hop = self._next_hop(dialog)
         self._ack = dialog.create_ack(self._invite.cseq.seq, via=self._endpoint.via(self._hop),
-                                      headers=self._auth_headers)
+                                      headers=self._digest.headers)
         self._endpoint.send_stateless(self._ack, self._hop)
         self._stop_cancel_timer()
         if self._cancel_requested:
@@ -299,19 +298,14 @@ class OutgoingCall:
         hop = self._next_hop(extra)
         via = self._endpoint.via(hop)
         self._endpoint.send_stateless(
-            extra.create_ack(response.cseq.seq, via=via, headers=self._auth_headers), hop)
+            extra.create_ack(response.cseq.seq, via=via, headers=self._digest.headers), hop)
         bye = extra.create_request("BYE", via=self._endpoint.via(hop))
         self._endpoint.start_client(bye, hop, None, None)
 
     def _retry_with_auth(self, response: SipResponse) -> bool:
         """Answer a 401/407 with a new INVITE: next CSeq, same Call-ID and From tag (§22.2)."""
-        if self._cancel_requested:
+        if self._cancel_requested or not self._digest.answer(response, self._invite):
             return False
-        extra = auth_retry_headers(self._auth, response, self._invite, self._auth_headers, self._auth_retries)
-        if extra is None:
-            return False
-        self._auth_retries += 1
-        self._auth_headers = extra
         self._seq += 1
         self._invite = self._build_invite()
         self._start()
@@ -494,8 +488,8 @@ class _InDialogRequest:
     For a re-INVITE it also ACKs every 2xx, retransmissions included, with the same ACK.
     """
 
-    __slots__ = ("_call", "_dialog", "_method", "_base", "_body", "_future", "_extra",
-                 "_retries", "_request", "_ack", "_hop")
+    __slots__ = ("_call", "_dialog", "_method", "_base", "_body", "_future", "_digest",
+                 "_request", "_ack", "_hop")
 
     def __init__(self, call: OutgoingCall, dialog: Dialog, method: str,
                  base: list[tuple[str, str]], body: bytes,
@@ -506,8 +500,7 @@ class _InDialogRequest:
         self._base = base
         self._body = body
         self._future = future
-        self._extra: list[tuple[str, str]] = []
-        self._retries = 0
+        self._digest = DigestRetries(call._auth)
         self._request: SipRequest | None = None
         self._ack: SipRequest | None = None
         self._hop = call._hop
@@ -517,7 +510,7 @@ class _InDialogRequest:
         contact = call._contact if self._method in TARGET_REFRESH_METHODS else None
         self._request = self._dialog.create_request(
             self._method, via=call._endpoint.via(self._hop), contact=contact,
-            headers=[*self._base, *self._extra], body=self._body)
+            headers=[*self._base, *self._digest.headers], body=self._body)
         call._endpoint.start_client(self._request, self._hop, self._on_message, self._on_error)
 
     def _on_message(self, message: SipRequest | SipResponse) -> None:
@@ -529,23 +522,15 @@ class _InDialogRequest:
         if self._method == "INVITE" and message.status < 300:
             if self._ack is None:
                 self._ack = self._dialog.create_ack(request.cseq.seq, via=endpoint.via(self._hop),
-                                                    headers=self._extra)
+                                                    headers=self._digest.headers)
             endpoint.send_stateless(self._ack, self._hop)
         if self._future.done():
             return
-        if message.status in (401, 407) and self._answer(message, request):
+        if message.status in (401, 407) and self._digest.answer(message, request):
             self.send()
             return
         self._dialog.receive_response(message)
         self._future.set_result((message.status, message.body or None))
-
-    def _answer(self, response: SipResponse, request: SipRequest) -> bool:
-        extra = auth_retry_headers(self._call._auth, response, request, self._extra, self._retries)
-        if extra is None:
-            return False
-        self._retries += 1
-        self._extra = extra
-        return True
 
     def _on_error(self, status: int, reason: str) -> None:
         if not self._future.done():

@@ -713,8 +713,7 @@ class AuthRetry:
     ignored.
     """
 
-    __slots__ = ("_endpoint", "_target", "_build", "_auth", "_done", "_seq", "_extra", "_request",
-                 "_retries")
+    __slots__ = ("_endpoint", "_target", "_build", "_digest", "_done", "_seq", "_request")
 
     def __init__(self, endpoint: SipEndpoint, target: SipTarget,
                  build: Callable[[int, Sequence[tuple[str, str]]], SipRequest],
@@ -723,35 +722,23 @@ class AuthRetry:
         self._endpoint = endpoint
         self._target = target
         self._build = build
-        self._auth = auth
+        self._digest = DigestRetries(auth)
         self._done = done
         self._seq = first_seq
-        self._extra: list[tuple[str, str]] = []
         self._request: SipRequest | None = None
-        self._retries = 0
 
     def start(self) -> None:
-        self._request = self._build(self._seq, self._extra)
+        self._request = self._build(self._seq, self._digest.headers)
         self._endpoint.start_client(self._request, self._target, self._on_message, self._on_error)
 
     def _on_message(self, message: SipRequest | SipResponse) -> None:
         if not isinstance(message, SipResponse) or message.status < 200:
             return
-        if message.status in (401, 407) and self._answer(message):
+        if message.status in (401, 407) and self._request is not None and self._digest.answer(message, self._request):
             self._seq += 1
             self.start()
             return
         self._done(message.status, message)
-
-    def _answer(self, response: SipResponse) -> bool:
-        if self._request is None:
-            return False
-        extra = auth_retry_headers(self._auth, response, self._request, self._extra, self._retries)
-        if extra is None:
-            return False
-        self._retries += 1
-        self._extra = extra
-        return True
 
     def _on_error(self, status: int, reason: str) -> None:
         self._done(status, None)
@@ -772,18 +759,33 @@ def _widen_receive_buffer(sock: socket.socket | None) -> None:
         log.warning("could not enlarge the SIP receive buffer: %s", exc)
 
 
-def auth_retry_headers(auth: DigestClient | None, response: SipResponse, request: SipRequest,
-                       current: Sequence[tuple[str, str]], retries: int) -> list[tuple[str, str]] | None:
-    """The headers for a retry of ``request`` that answers its 401/407 ``response``, or None when
-    it must not be retried: no credentials, retries spent, or a challenge the digest client will not
-    answer again (a wrong password fails instead of looping)."""
-    if auth is None or retries >= AUTH_RETRIES:
-        return None
-    try:
-        extra = auth.answer(response, request.method, request.uri, request.body, previous=list(request.headers))
-    except (SipParseError, ValueError):
-        return None
-    return merge_headers(current, extra) if extra else None
+class DigestRetries:
+    """The credentials one request has gathered answering 401/407 challenges, and how many it
+    answered: the one place that decides whether a challenged request is sent again."""
+
+    __slots__ = ("_auth", "headers", "count")
+
+    def __init__(self, auth: DigestClient | None) -> None:
+        self._auth = auth
+        self.headers: list[tuple[str, str]] = []
+        self.count = 0
+
+    def answer(self, response: SipResponse, request: SipRequest) -> bool:
+        """Add credentials answering ``response`` to ``request``'s retry; False when it must not be
+        retried: no credentials, retries spent, or a challenge the digest client will not answer
+        again (a wrong password fails instead of looping)."""
+        if self._auth is None or self.count >= AUTH_RETRIES:
+            return False
+        try:
+            extra = self._auth.answer(response, request.method, request.uri, request.body,
+                                      previous=list(request.headers))
+        except (SipParseError, ValueError):
+            return False
+        if not extra:
+            return False
+        self.count += 1
+        self.headers = merge_headers(self.headers, extra)
+        return True
 
 
 def merge_headers(current: Sequence[tuple[str, str]],
