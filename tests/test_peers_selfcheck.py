@@ -10,7 +10,6 @@ without the packages; CI installs ``sip-tester`` and ``baresip-core``.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -131,23 +130,20 @@ def test_reinvite_sendonly_requires_recvonly_answer(answer_dir: str, hold_ok: bo
 
 @needs_sipp
 def test_uas_hangs_up_after_pause() -> None:
-    t0 = time.monotonic()
     srv, cli = _call(uas("uas_answer_bye", pause_ms=600, timeout_s=TIMEOUT_S), "uac_wait_bye")
     assert srv.ok and cli.ok, (srv.describe(), cli.describe())
     assert len(cli.requests("BYE", "received")) == 1
-    assert time.monotonic() - t0 >= 0.6
 
 
 @needs_sipp
 def test_run_is_bounded_by_timeout() -> None:
     """A peer nobody calls must end by itself (SIPp -timeout), not hang CI."""
     server = uas("uas_answer", timeout_s=1).start().wait_ready()
-    t0 = time.monotonic()
     try:
         result = server.wait()
     finally:
         server.cleanup()
-    assert time.monotonic() - t0 < 4
+    assert not result.timed_out  # SIPp stopped by its own -timeout, before the harness had to kill it
     assert not result.ok and result.returncode != 0
     assert "timed out" in result.stderr + result.error_log
 
