@@ -4,6 +4,7 @@ that collects each call's CallEvents through the SDK, as an application would.""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import defaultdict
 
 from tests.conftest import client_for
@@ -69,13 +70,18 @@ async def watched_client(gateway):
 
 class RtpTap(asyncio.DatagramProtocol):
     """A relay between Trunkline and a SIPp RTP echo (whose SDP names the tap): records what Trunkline
-    sends to the carrier, with arrival times, and can hold back the echo (a caller who is silent)."""
+    sends to the carrier, with arrival times, and can hold back the echo (a caller who is silent),
+    drop every ``drop_every``-th packet on the way out, and delay echoes by a seeded random choice
+    of ``echo_delays`` (seconds), so statistics have a network to measure."""
 
-    def __init__(self, echo_port: int) -> None:
+    def __init__(self, echo_port: int, drop_every: int = 0, echo_delays: tuple[float, ...] = ()) -> None:
         self.echo = ("127.0.0.1", echo_port)
         self.gateway = None
         self.sent: list[tuple[float, bytes]] = []  # (loop time, RTP payload) from Trunkline
         self.pass_echo = True
+        self.drop_every = drop_every
+        self.echo_delays = echo_delays
+        self.rng = random.Random(7)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -83,22 +89,28 @@ class RtpTap(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         if addr == self.echo:
             if self.gateway is not None and self.pass_echo:
-                self.transport.sendto(data, self.gateway)
+                delay = self.rng.choice(self.echo_delays) if self.echo_delays else 0
+                if delay:
+                    asyncio.get_running_loop().call_later(delay, self.transport.sendto, data, self.gateway)
+                else:
+                    self.transport.sendto(data, self.gateway)
             return
         self.gateway = addr
         if len(data) > 12 and data[1] & 0x7F in (0, 8):
             self.sent.append((asyncio.get_running_loop().time(), data[12:]))
+            if self.drop_every and len(self.sent) % self.drop_every == 0:
+                return
         self.transport.sendto(data, self.echo)
 
 
-async def tapped_carrier(peers):
+async def tapped_carrier(peers, **tap_options):
     """SIPp answering with RTP echo behind an :class:`RtpTap`; returns (sipp, tap, transport)."""
     from tests.peers.sipp import free_udp_port, uas
 
     tap_port = free_udp_port()
     sipp = await peers(uas("uas_answer_relayed", rtp_echo=True, timeout_s=60, scenario_vars={"RTP_PORT": str(tap_port)}))
     transport, tap = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: RtpTap(sipp.media_port), local_addr=("127.0.0.1", tap_port))
+        lambda: RtpTap(sipp.media_port, **tap_options), local_addr=("127.0.0.1", tap_port))
     return sipp, tap, transport
 
 

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tests.e2e.calls import carrier, watched_client
+from tests.e2e.calls import carrier, tapped_carrier, watched_client
 from tests.peers.sipp import free_udp_port, proxy_auth_uas, uas
 from trunkline.enums import DialplanAction
 
@@ -134,37 +134,8 @@ async def test_far_end_hold_is_answered_recvonly_and_the_call_stays_up(start_gat
     assert answers and "a=recvonly" in answers[-1].body
 
 
-class LossyRelay(asyncio.DatagramProtocol):
-    """Sits between Trunkline and SIPp's RTP echo: drops every 10th packet on the way out and delays
-    some on the way back, so the receive statistics have something to measure."""
-
-    def __init__(self, echo_port: int) -> None:
-        self.echo = ("127.0.0.1", echo_port)
-        self.gateway = None
-        self.count = 0
-        self.rng = random.Random(7)
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        if addr == self.echo:
-            if self.gateway is not None:
-                delay = self.rng.choice((0, 0, 0, 0.015, 0.03))
-                asyncio.get_running_loop().call_later(delay, self.transport.sendto, data, self.gateway)
-            return
-        self.gateway = addr
-        self.count += 1
-        if self.count % 10:
-            self.transport.sendto(data, self.echo)
-
-
 async def test_loss_and_jitter_statistics_follow_the_network(start_gateway, peers):
-    relay_port = free_udp_port()
-    sipp = uas("uas_answer_relayed", rtp_echo=True, timeout_s=30, scenario_vars={"RTP_PORT": str(relay_port)})
-    await peers(sipp)
-    transport, relay = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: LossyRelay(sipp.media_port), local_addr=("127.0.0.1", relay_port))
+    sipp, tap, transport = await tapped_carrier(peers, drop_every=10, echo_delays=(0, 0, 0, 0.015, 0.03))
     try:
         gateway = await start_gateway(carrier(sipp.port))
         client, watch = await watched_client(gateway)

@@ -46,16 +46,16 @@ class DemoCarrier(asyncio.DatagramProtocol):
         except SipParseError:
             return
         if isinstance(message, SipRequest):
-            asyncio.ensure_future(self._on_request(message, addr))
+            self._on_request(message, addr)
 
-    async def _on_request(self, request: SipRequest, addr) -> None:
+    def _on_request(self, request: SipRequest, addr) -> None:
         call_id = request.call_id
         if request.method == "INVITE":
             if call_id in self._calls:  # a retransmission: the answer again
                 self._send(self._calls[call_id][1], addr)
             elif call_id not in self._unacked:
                 self._unacked.add(call_id)
-                await self._answer(request, addr)
+                asyncio.ensure_future(self._answer(request, addr))  # opening media is the one async step
         elif request.method == "ACK":
             self._unacked.discard(call_id)
         elif request.method == "BYE":
