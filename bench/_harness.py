@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.peers: the SIPp harness
 
+from _loop import run  # noqa: E402,F401 - the benchmarks' entry point
 from tests.peers.sipp import uas  # noqa: E402
 from trunkline.calls.events import CallEvent  # noqa: E402
 from trunkline.config import config_from_dict  # noqa: E402
@@ -62,10 +63,3 @@ def cpu() -> float:
     return time.process_time()
 
 
-def run(main) -> None:
-    try:
-        import uvloop
-
-        uvloop.run(main)
-    except ImportError:
-        asyncio.run(main)
