@@ -93,6 +93,8 @@ from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from _loop import run
+
 FRAME_S = 0.020
 FRAME_BYTES = 160  # 20 ms of 8 kHz µ-law
 MARK = b"TLMK"
@@ -104,15 +106,6 @@ GOALS = {"calls_per_core": 250, "added_p95_ms": 5.0, "clear_ms": 20.0, "mb_per_c
 
 
 # --- shared helpers ---------------------------------------------------------------------------
-
-
-def run_loop(coro) -> None:
-    try:
-        import uvloop
-
-        uvloop.run(coro)
-    except ImportError:
-        asyncio.run(coro)
 
 
 def emit(obj: dict) -> None:
@@ -766,13 +759,13 @@ class Bench:
             media = getattr(call.leg, "_media", None)
             agent = getattr(call.leg, "_agent", None)
             if media is not None:
-                jb = media.jitter_buffer
-                c["late"] += jb.late
+                jb, rb = media.jitter_buffer, media.reorder_buffer
+                c["late"] += jb.late + rb.late
                 c["overflow"] += jb.overflow
-                c["concealed"] += jb.concealed
+                c["concealed"] += jb.concealed + rb.concealed
                 c["underruns"] += jb.underruns
                 c["trimmed"] += jb.dropped
-                target = int(jb.target_delay_ms)
+                target = int(rb.wait_ms if media.deliver_on_arrival else jb.target_delay_ms)
                 c["targets"][target] = c["targets"].get(target, 0) + 1
             if agent is not None:
                 c["link_dropped"] += agent.link.dropped_frames
@@ -811,11 +804,20 @@ class Bench:
             helper_cpu0 = {k: proc_cpu_s(pid) for k, pid in helpers.items()}
             probe_report = asyncio.ensure_future(probe.report(60))
             counters0, skipped0, machine0 = self.media_counters(), clock.skipped, machine_busy_s()
+            profiler = None
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             with GcWatch() as gc_watch:
                 cpu0, wall0 = time.process_time(), time.monotonic()
                 await asyncio.sleep(args.seconds)
                 wall = time.monotonic() - wall0
                 busy = (time.process_time() - cpu0) / wall
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(f"{args.profile}.{n}")
             helper_pct = {k: (proc_cpu_s(pid) - helper_cpu0[k]) / wall * 100 for k, pid in helpers.items()}
             helper_pct["machine"] = (machine_busy_s() - machine0) / wall * 100
             lateness = clock.lateness
@@ -911,7 +913,7 @@ class Bench:
         targets = ", ".join(f"{ms} ms: {k}" for ms, k in sorted(c["targets"].items()))
         print(f"        %core: machine {h['machine']:.0f} of {100 * os.cpu_count()}, echo agent {h['agent']:.0f},"
               f" sipp {h['sipp']:.0f}, probe {h['probe']:.0f}; gc pauses here: {t['gc']};"
-              f" jitter buffer targets {{{targets}}}; underruns {c['underruns']}, concealed {c['concealed']},"
+              f" reorder waits / jitter targets {{{targets}}}; underruns {c['underruns']}, concealed {c['concealed']},"
               f" late {c['late']}, overflow {c['overflow']}, trimmed {c['trimmed']}; rtp lost {t['rtp_lost']},"
               f" to-agent dropped {c['link_dropped']}, queue dropped {c['queue_dropped']}; clock skipped"
               f" {t['skipped']}; hangups {t['ended']} in {t['hangup_s']:.1f} s", flush=True)
@@ -1001,6 +1003,8 @@ def main() -> None:
     parser.add_argument("--probe-calls", type=int, default=8, help="probe streams (phases across the frame)")
     parser.add_argument("--latency-seconds", type=float, default=3.0, help="latency sample per round")
     parser.add_argument("--clear-trials", type=int, default=16, help="clear-to-silence trials per round")
+    parser.add_argument("--profile", metavar="PATH", help="cProfile the gateway during each Trunkline window into"
+                        " PATH.<N> (figures are then inflated by the profiler; for finding costs, not goals)")
     # internal: helper processes
     parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
     parser.add_argument("--lifetime", type=float, default=120.0, help=argparse.SUPPRESS)
@@ -1017,7 +1021,7 @@ def main() -> None:
         logging.getLogger("websockets").setLevel(logging.CRITICAL)
         code = 0
         try:
-            run_loop(ROLES[args.role](args))
+            run(ROLES[args.role](args))
         except BaseException:  # noqa: BLE001 - reported, then a plain exit (the stdin thread is still reading)
             import traceback
 
@@ -1027,7 +1031,7 @@ def main() -> None:
         sys.stderr.flush()
         os._exit(code)
     args.counts = [int(c) for c in args.calls.split(",") if c]
-    run_loop(Bench(args).run())
+    run(Bench(args).run())
 
 
 if __name__ == "__main__":

@@ -172,6 +172,27 @@ def test_timer_runs_only_while_there_are_participants():
     assert not clock.running and loop.pending == 0
 
 
+def test_slots_number_ticks_and_work_done_ahead_of_a_late_tick_belongs_to_the_next():
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02)
+    seen: list[int] = []
+    p = Recorder("a", [], lambda: seen.append(clock.slot))
+    clock.add(p)
+    assert clock.slot_at(0.005) == clock.slot  # before the first deadline: the first tick's slot
+    loop.run_next()
+    loop.run_next()
+    assert seen == [seen[0], seen[0] + 1]
+    nxt = clock.slot  # due at 0.06
+    assert clock.slot_at(0.05) == nxt
+    assert clock.slot_at(0.065) == nxt + 1  # its tick is late: that slot is past
+    # Across an idle period numbering carries on, so a slot handed out before is never reused.
+    clock.remove(p)
+    loop.now = 5.0
+    clock.add(p)
+    loop.run_next()
+    assert seen[-1] >= nxt and loop.scheduled[-2] == pytest.approx(5.02)
+
+
 def test_lateness_recorder_percentiles_and_ring():
     rec = LatenessRecorder(capacity=100)
     assert rec.percentile(99) == 0.0

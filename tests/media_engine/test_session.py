@@ -380,3 +380,33 @@ async def test_a_frame_sent_ahead_replaces_the_next_tick(pair: tuple[MediaSessio
     assert a.stats().packets_sent == before + 1  # only one frame may be ahead
     await wait_until(lambda: a.source is None)
     assert a.stats().packets_sent == 10  # the tick it replaced sent nothing: no extra packet, no burst
+
+
+async def test_frames_delivered_on_arrival_do_not_wait_for_the_clock(pool):
+    stopped = MediaClock(interval=3600.0)  # never ticks during the test: only arrival can deliver
+    session = await MediaSession.open(stopped, pool)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind((HOST, 0))
+    try:
+        session.configure(negotiated(peer.getsockname()[1]))
+        heard = Listener()
+        session.on_audio = heard
+        tone = Tone(1000.0)
+
+        def send(seq: int) -> None:
+            payload = PCMU.encode(tone.read())
+            peer.sendto(build_rtp(RtpPacket(0, seq, 160 * seq, 0xCAFE, payload)), session.local_address)
+
+        send(0)
+        await wait_until(lambda: session.stats().packets_received == 1)
+        assert heard.frames == 0  # the jitter buffer waits for the clock
+        session.deliver_on_arrival = True
+        for seq in (1, 3, 2):  # 3 overtakes 2 and waits for it
+            send(seq)
+        await wait_until(lambda: heard.frames == 3)
+        assert heard.tone == 3 and heard.gaps == 0
+        assert session.reorder_buffer.delivered == 3
+    finally:
+        peer.close()
+        session.close()
+        await session.wait_closed()

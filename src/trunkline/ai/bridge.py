@@ -1,9 +1,12 @@
 """One call's audio bridged both ways to its agent, driven by the media clock.
 
-Caller audio goes to the agent frame by frame as the clock ticks (the session's ``on_audio``); agent
-audio goes through one bounded :class:`StreamQueue` that the session plays, so it is paced at 20 ms
-and never bursts to the carrier; overflow drops the oldest audio. ``clear`` empties the queue, so
-the caller hears silence from the next tick. With ``auto_barge_in`` a VAD watches the caller while
+Caller audio goes to the agent frame by frame as its packets arrive (the session delivers on
+arrival, in sequence; the clock only fills gaps); agent audio goes through one bounded
+:class:`StreamQueue` that the session plays, so it is paced at 20 ms and never bursts to the
+carrier; overflow drops the oldest audio. A frame that finds the queue empty (the agent streams in
+real time, or starts to speak) is sent at once in place of the next tick's, so it does not wait up
+to a frame for the clock; the packet rate stays one per tick. ``clear`` empties the queue and puts
+silence on the wire at once. With ``auto_barge_in`` a VAD watches the caller while
 the agent talks and clears the queue after ``barge_in_patience_ms`` of speech; with it off there is
 no VAD cost at all.
 """
@@ -56,6 +59,7 @@ class AgentBridge:
         self.link.on_event = self._on_agent_event
         self.link.on_closed = self._on_link_closed
         self.media.on_audio = self._on_caller_audio
+        self.media.deliver_on_arrival = True
         self.media.play(self.queue)
 
     def stop(self) -> None:
@@ -65,13 +69,14 @@ class AgentBridge:
         self._active = False
         if self.media.on_audio == self._on_caller_audio:
             self.media.on_audio = None
+        self.media.deliver_on_arrival = False
         if self.media.source is self.queue:
             self.media.play(None)
         self.link.on_event = None
         self.link.on_closed = None
         self.link.close()
 
-    # --- caller -> agent (every tick) ---------------------------------------------------------
+    # --- caller -> agent (every frame) --------------------------------------------------------
 
     def _on_caller_audio(self, pcm: bytes | None) -> None:
         frame = pcm if pcm is not None else SILENT_FRAME
@@ -103,7 +108,11 @@ class AgentBridge:
 
     def _on_agent_event(self, event: AgentEvent) -> None:
         if isinstance(event, AgentAudio):
-            self.queue.push(event.pcm)
+            queue = self.queue
+            idle = not queue.queued_frames
+            queue.push(event.pcm)
+            if idle and queue.queued_frames:
+                self.media.send_next_frame_now()
         elif isinstance(event, AgentMark):
             self.queue.push_mark(event.name)
         elif isinstance(event, AgentClear):

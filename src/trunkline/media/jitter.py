@@ -228,3 +228,166 @@ class JitterBuffer:
             self.dropped += trimmed
             self._advance(trimmed)
         return payload
+
+
+class ReorderBuffer:
+    """Inbound audio for a consumer that wants every frame as early as possible (an AI agent).
+
+    Where :class:`JitterBuffer` holds audio back so a listener hears it at an even pace, this one
+    holds back only what arrives out of order: a packet that is next in sequence is handed over the
+    moment it arrives (:meth:`push` returns it), so the consumer sees the network's timing with no
+    buffering delay and no wait for the media clock. A packet that arrives ahead of a missing one
+    waits until the missing one is overdue, i.e. ``wait_ms`` past when the stream's own pace says it
+    should have come (three times the measured interarrival jitter, at least half a frame, at most
+    ``max_wait_ms``); then the gap is handed over as ``None`` (a lost frame) and the waiting audio
+    follows. While nothing arrives at all (silence suppression, hold, a dead peer), :meth:`tick`
+    hands over one ``None`` per clock tick, so the consumer still gets 50 frames a second; a late
+    packet is then still delivered, a frame late, rather than lost.
+    """
+
+    __slots__ = (
+        "clock_rate",
+        "frame_ms",
+        "max_wait_ms",
+        "received",
+        "delivered",
+        "duplicates",
+        "late",
+        "concealed",
+        "idle_frames",
+        "resyncs",
+        "_held",
+        "_next",
+        "_highest",
+        "_anchor_time",
+        "_anchor_ext",
+        "_prev_arrival",
+        "_prev_timestamp",
+        "_jitter",
+        "_covered",
+    )
+
+    def __init__(self, *, clock_rate: int = 8000, frame_ms: int = 20, max_wait_ms: int = 200) -> None:
+        if max_wait_ms < frame_ms // 2:
+            raise ValueError("max_wait_ms must be at least half a frame")
+        self.clock_rate = clock_rate
+        self.frame_ms = frame_ms
+        self.max_wait_ms = max_wait_ms
+        self.received = 0
+        self.delivered = 0
+        self.duplicates = 0
+        self.late = 0
+        self.concealed = 0
+        """Missing frames given up on while later audio was waiting."""
+        self.idle_frames = 0
+        """Ticks filled with ``None`` because nothing arrived at all."""
+        self.resyncs = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._held: dict[int, bytes] = {}
+        self._next: int | None = None
+        self._highest: int | None = None
+        self._anchor_time = 0.0
+        self._anchor_ext = 0
+        self._prev_arrival: float | None = None
+        self._prev_timestamp = 0
+        self._jitter = 0.0
+        self._covered = 0
+
+    def reset(self) -> None:
+        """Forget the stream (new SSRC, re-INVITE); counters are kept."""
+        self._clear()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @property
+    def wait_ms(self) -> float:
+        """How long past its due time a missing frame is waited for."""
+        return min(float(self.max_wait_ms), max(self.frame_ms / 2, 3000.0 * self._jitter))
+
+    def push(self, seq: int, timestamp: int, payload: bytes, now: float) -> list[bytes | None]:
+        """Offer an arriving packet; returns the frames that can be handed over now, in order."""
+        highest = self._highest
+        ext = seq if highest is None else highest + ((seq - highest + _SEQ_HALF) % _SEQ_MOD) - _SEQ_HALF
+        nxt = self._next
+        if nxt is not None and abs(ext - nxt) >= _RESYNC_JUMP:
+            self.resyncs += 1
+            self._clear()
+            nxt = highest = None
+            ext = seq
+        if nxt is None:
+            self._next = nxt = ext
+        if ext < nxt:
+            self.late += 1
+            return []
+        if ext in self._held:
+            self.duplicates += 1
+            return []
+        self.received += 1
+        self._observe(timestamp, now)
+        self._held[ext] = payload
+        if highest is None or ext > highest:
+            self._highest = ext
+        if ext == nxt:
+            # The stream's pace is judged from packets that came in order: one that overtook a missing
+            # packet arrived early, and would make the missing one look overdue too soon.
+            self._anchor_time, self._anchor_ext = now, ext
+        return self._release(now)
+
+    def tick(self, now: float) -> list[bytes | None]:
+        """The clock's turn: gaps that have become overdue, or one ``None`` if the stream is silent."""
+        if self._held:
+            return self._release(now)
+        if self._next is None or now >= self._due(self._next):
+            self.idle_frames += 1
+            self._covered += 1
+            return [None]
+        return []
+
+    def _due(self, ext: int) -> float:
+        """When frame ``ext`` is overdue: a frame's time after the last in-order arrival per frame
+        between them, plus the wait."""
+        return self._anchor_time + ((ext - self._anchor_ext) * self.frame_ms + self.wait_ms) / 1000.0
+
+    def _release(self, now: float) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        held = self._held
+        nxt = self._next
+        assert nxt is not None
+        while held:
+            payload = held.pop(nxt, None)
+            if payload is not None:
+                out.append(payload)
+                self.delivered += 1
+                self._covered = 0
+            elif self._covered:
+                self._covered -= 1  # the frame's time already went out as an idle None
+            elif now >= self._due(nxt):
+                first = min(held)
+                if first - nxt > self.max_wait_ms // self.frame_ms:
+                    # A jump too long to fill frame by frame (a restarted stream): carry on from there.
+                    self.resyncs += 1
+                    nxt = first
+                    continue
+                out.append(None)
+                self.concealed += 1
+            else:
+                break
+            nxt += 1
+        self._next = nxt
+        return out
+
+    def _observe(self, timestamp: int, now: float) -> None:
+        """RFC 3550 interarrival jitter, in seconds, over packets in arrival order."""
+        prev = self._prev_arrival
+        if prev is not None:
+            step = (timestamp - self._prev_timestamp) % _TS_MOD
+            if step >= _TS_HALF:
+                step -= _TS_MOD
+            # Capped like JitterBuffer's: a one-off step (a jump, a restart) must not set the wait for seconds.
+            deviation = min(abs((now - prev) - step / self.clock_rate), self.max_wait_ms / 1000.0)
+            self._jitter += (deviation - self._jitter) / 16.0
+        self._prev_arrival = now
+        self._prev_timestamp = timestamp

@@ -120,12 +120,23 @@ class MediaClock:
             self._handle.cancel()
             self._handle = None
 
+    @property
+    def slot(self) -> int:
+        """The number of the tick running now, or else of the next one due. Ticks are numbered from
+        the clock's creation and never reuse a number, even across idle periods."""
+        return self._index
+
+    def slot_at(self, when: float) -> int:
+        """The number of the first tick due at or after loop time ``when``; a tick that is running
+        late counts as past once its deadline is, so work done ahead of it belongs to the next one."""
+        return max(self._index, math.ceil((when - self._start) / self.interval - 1e-9))
+
     def _begin(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        self._start = self._loop.time() + self.interval
-        self._index = 0
-        self._handle = self._loop.call_at(self._start, self._fire)
+        # Numbering carries on from before the idle period: slot numbers handed out then stay in the past.
+        self._start = self._loop.time() + self.interval - self._index * self.interval
+        self._handle = self._loop.call_at(self._start + self._index * self.interval, self._fire)
 
     def _fire(self) -> None:
         loop = self._loop

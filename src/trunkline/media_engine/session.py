@@ -34,7 +34,7 @@ from typing import cast
 from trunkline.media.dtmf import DtmfReceiver, DtmfSender, ToneGenerator
 from trunkline.media.errors import MediaError, RtcpError, RtpError
 from trunkline.media.g711 import PCMU, G711Codec, codec_by_name
-from trunkline.media.jitter import JitterBuffer
+from trunkline.media.jitter import JitterBuffer, ReorderBuffer
 from trunkline.media.rtcp import (
     Bye,
     ReceiverReport,
@@ -116,6 +116,11 @@ class MediaSession:
     ``on_audio(pcm)`` gets each tick's inbound frame (320 bytes of PCM16, or None for a gap),
     ``on_dtmf(digit)`` each received key press, ``on_source_finished(source)`` a source that ended.
     An exception from a callback is logged and does not disturb the media.
+
+    With :attr:`deliver_on_arrival` set, ``on_audio`` gets each frame when its packet arrives (in
+    sequence, through a :class:`ReorderBuffer`) instead of at the next tick from the jitter buffer:
+    for a consumer that is not a listener's ear (an AI agent, which has its own buffering), the
+    jitter buffer's delay and the wait for the clock would be pure added latency.
     """
 
     def __init__(
@@ -151,6 +156,8 @@ class MediaSession:
         self._inband_dtmf: deque[bytes] = deque()
         self._dtmf_rx = DtmfReceiver()
         self._jitter = JitterBuffer(min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms)
+        self._reorder = ReorderBuffer(max_wait_ms=jitter_max_ms)
+        self._on_arrival = False
         self._rx: ReceiveStatistics | None = None
         self._prior_received = (0, 0, 0)  # packets, octets, lost of earlier remote SSRCs
         self._negotiated: NegotiatedMedia | None = None
@@ -175,7 +182,7 @@ class MediaSession:
         self._rtcp_transport: asyncio.DatagramTransport
         self._open_transports = 0
         self._closing = False
-        self._sent_ahead = False
+        self._sent_slot = -1  # the clock slot whose frame has gone out (possibly ahead of its tick)
         self._closed: asyncio.Future[None] = loop.create_future()
 
     @classmethod
@@ -262,12 +269,28 @@ class MediaSession:
         return self._jitter
 
     @property
+    def reorder_buffer(self) -> ReorderBuffer:
+        return self._reorder
+
+    @property
+    def deliver_on_arrival(self) -> bool:
+        return self._on_arrival
+
+    @deliver_on_arrival.setter
+    def deliver_on_arrival(self, value: bool) -> None:
+        if value != self._on_arrival:
+            self._on_arrival = value
+            self._reset_inbound_audio()
+
+    @property
     def closed(self) -> bool:
         return self._closing
 
     def stats(self) -> MediaStatsSnapshot:
-        """Call-quality figures; the MOS delay term is half the RTT plus the jitter buffer's delay."""
-        delay_ms = self._jitter.target_delay_ms + (self._rtt * 500.0 if self._rtt is not None else 0.0)
+        """Call-quality figures; the MOS delay term is half the RTT plus the jitter buffer's delay (none
+        when frames are delivered on arrival)."""
+        buffered_ms = 0.0 if self._on_arrival else self._jitter.target_delay_ms
+        delay_ms = buffered_ms + (self._rtt * 500.0 if self._rtt is not None else 0.0)
         snap = snapshot(self._rx, self._rtp.stats, one_way_delay_ms=delay_ms)
         packets, octets, lost = self._prior_received
         if packets:
@@ -292,7 +315,7 @@ class MediaSession:
             raise MediaError("media session is closed")
         codec = codec_by_name(negotiated.codec)
         if self._negotiated is not None and (codec is not self._codec or negotiated.payload_type != self._audio_pt):
-            self._jitter.reset()
+            self._reset_inbound_audio()
         elif self._negotiated is None:
             self._next_rtcp = self._loop.time() + self.rtcp_interval * random.uniform(0.5, 1.5)
         self._codec = codec
@@ -322,11 +345,16 @@ class MediaSession:
     def send_next_frame_now(self) -> None:
         """Send the next outbound frame at once instead of at the next tick, which then sends nothing
         for this leg: the packet rate is unchanged (one frame arrives early, which any jitter buffer
-        absorbs), but a change of what the caller hears — silence after an agent's ``clear`` — is on
-        the wire without waiting up to a frame for the clock."""
-        if self._negotiated is None or self._closing or self._sent_ahead:
+        absorbs), but a change of what the caller hears — an agent's frame that found nothing queued,
+        silence after its ``clear`` — is on the wire without waiting up to a frame for the clock.
+        Does nothing if the next tick's frame has already gone out; a tick running late does not
+        block this, its slot counts as past (see :meth:`MediaClock.slot_at`)."""
+        if self._negotiated is None or self._closing:
             return
-        self._sent_ahead = True
+        slot = self._clock.slot_at(self._loop.time())
+        if slot <= self._sent_slot:
+            return
+        self._sent_slot = slot
         self._tick_outbound()
 
     def send_dtmf(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
@@ -368,9 +396,9 @@ class MediaSession:
         except Exception:
             log.exception("inbound media tick failed on port %d", self._lease.port)
         try:
-            if self._sent_ahead:
-                self._sent_ahead = False
-            else:
+            slot = self._clock.slot
+            if slot > self._sent_slot:
+                self._sent_slot = slot
                 self._tick_outbound()
         except Exception:
             log.exception("outbound media tick failed on port %d", self._lease.port)
@@ -380,11 +408,15 @@ class MediaSession:
 
     def _tick_inbound(self, now: float) -> None:
         consumer = self.on_audio
-        if consumer is not None:
+        if consumer is None:
+            if len(self._jitter) or len(self._reorder):
+                self._reset_inbound_audio()  # nobody listens any more: no stale audio for the next listener
+        elif self._on_arrival:
+            for payload in self._reorder.tick(now):
+                consumer(self._codec.decode(payload) if payload is not None else None)
+        else:
             payload = self._jitter.pop(now)
             consumer(self._codec.decode(payload) if payload is not None else None)
-        elif len(self._jitter):
-            self._jitter.reset()  # nobody listens any more: do not replay stale audio to the next listener
         for digit in self._dtmf_rx.poll(now):
             self._deliver_dtmf(digit.digit)
 
@@ -465,9 +497,16 @@ class MediaSession:
         if not self._may_receive:
             return
         if pt == self._audio_pt:
-            # Audio nobody consumes (hold music, parked, playback) skips the jitter buffer; the
+            # Audio nobody consumes (hold music, parked, playback) skips the buffers; the
             # statistics above still saw the packet.
-            if self.on_audio is not None:
+            consumer = self.on_audio
+            if consumer is None:
+                return
+            if self._on_arrival:
+                decode = self._codec.decode
+                for payload in self._reorder.push(packet.sequence, packet.timestamp, packet.payload, now):
+                    consumer(decode(payload) if payload is not None else None)
+            else:
                 self._jitter.push(packet.sequence, packet.timestamp, packet.payload, now)
             return
         try:
@@ -484,10 +523,14 @@ class MediaSession:
         if old is not None:
             packets, octets, lost = self._prior_received
             self._prior_received = (packets + old.packets, octets + old.octets, lost + max(0, old.cumulative_lost))
-            self._jitter.reset()
+            self._reset_inbound_audio()
             self._dtmf_rx = DtmfReceiver()
         self._remote_ssrc = ssrc
         self._rx = ReceiveStatistics(ssrc, self._codec.clock_rate)
+
+    def _reset_inbound_audio(self) -> None:
+        self._jitter.reset()
+        self._reorder.reset()
 
     def _deliver_dtmf(self, digit: str) -> None:
         callback = self.on_dtmf
