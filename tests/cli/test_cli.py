@@ -59,6 +59,15 @@ def test_cert_prints_the_fingerprint_of_the_served_certificate(served):
     assert fingerprint == on_disk, (result.stdout, on_disk)
 
 
+def test_output_prints_hex_pairs_that_look_like_emoji_codes_as_they_are():
+    from trunkline.cli.main import err, out
+
+    for console in (out, err):
+        with console.capture() as captured:
+            console.print("sha256 3F:CD:AB:2C")
+        assert captured.get().strip() == "sha256 3F:CD:AB:2C"
+
+
 def test_client_command_reports_a_refusal_in_one_line_and_fails(served):
     workdir, endpoint = served
     result = run("dial", "5551234", "--trunk", "carrier", cwd=workdir, env={"TRUNKLINE_ENDPOINT": endpoint})

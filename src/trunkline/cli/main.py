@@ -27,8 +27,9 @@ app.add_typer(buckets_app, name="buckets")
 app.add_typer(bulk_app, name="bulk")
 app.add_typer(keys_app, name="keys")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: a fingerprint's ":CD:" or ":AB:" must print as hex, not as a picture.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 ConfigOption = typer.Option(None, "--config", "-c", envvar="TRUNKLINE_CONFIG", help="TOML config file (default: built-in loopback defaults).")
 
