@@ -47,6 +47,20 @@ class FakeLeg:
     def media_stats(self) -> MediaStats:
         return MediaStats(packets_sent=50, packets_received=49, packets_lost=1, bytes_sent=8000, jitter_ms=1.5, estimated_mos=4.3)
 
+    requests: list = field(default_factory=list)  # mid-call verbs asked of the leg, in order
+
+    def transfer(self, to: str) -> None:
+        self.requests.append(("transfer", to))
+
+    def set_hold(self, held: bool) -> None:
+        self.requests.append(("hold", held))
+
+    def set_mute(self, muted: bool, wire: bool) -> None:
+        self.requests.append(("mute", muted, wire))
+
+    def send_dtmf(self, digit: str, mode: str, duration_ms: int) -> None:
+        self.requests.append(("dtmf", digit, mode, duration_ms))
+
     # the far end
     def ring(self) -> None:
         self.events.leg_ringing()
@@ -58,6 +72,12 @@ class FakeLeg:
     def fail(self, status: int) -> None:
         self.events.leg_failed(status, "x")
         self.close()
+
+    def transfer_result(self, succeeded: bool) -> None:
+        self.events.leg_transfer_result(succeeded, "200 OK" if succeeded else "486 Busy Here")
+
+    def hold_changed(self, held: bool) -> None:
+        self.events.leg_hold_changed(held)
 
     def remote_bye(self) -> None:
         self.events.leg_remote_hangup()

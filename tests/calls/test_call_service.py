@@ -222,8 +222,6 @@ def test_execute_dialplan_validation(world):
     telephony.legs[0].answer()
     with pytest.raises(CallError, match="no active call 'nope'"):
         service.execute_dialplan("t", "nope", DialplanAction.PARK, "")
-    with pytest.raises(CallError, match="not available yet: TRANSFER"):
-        service.execute_dialplan("t", call.sid, DialplanAction.TRANSFER, "+1555")
     with pytest.raises(CallError, match="no parked call"):
         service.execute_dialplan("t", call.sid, DialplanAction.UNPARK_AND_BRIDGE, call.sid)
     service.execute_dialplan("t", call.sid, DialplanAction.HANGUP, "")
@@ -284,3 +282,113 @@ def test_switching_away_from_the_ai_app_disconnects_the_agent(world):
     assert telephony.legs[0].agent is None
     service.execute_dialplan("t", call.sid, AI, "")
     assert telephony.legs[0].agent[0].url == "ws://bot"
+
+
+V = DialplanAction
+
+
+def answered(service, telephony):
+    call = dial(service)
+    telephony.legs[-1].answer()
+    return call, telephony.legs[-1]
+
+
+@pytest.mark.parametrize("action,args", [(V.TRANSFER, "+15557654321"), (V.MUTE, ""), (V.UNMUTE, "wire"),
+                                         (V.HOLD, ""), (V.UNHOLD, ""), (V.SEND_DTMF, "5:rfc2833:100")])
+def test_mid_call_verbs_need_an_answered_call(world, action, args):
+    service, telephony, *_ = world
+    call = dial(service)
+    with pytest.raises(CallError, match=f"{action.name} needs an answered call; call '{call.sid}' is INITIATED") as err:
+        service.execute_dialplan("t", call.sid, action, args)
+    assert err.value.code == ErrorCode.ERR_VALIDATION_FAILED
+    telephony.legs[0].answer()
+    service.execute_dialplan("t", call.sid, action, args)
+    telephony.legs[0].remote_bye()
+    with pytest.raises(CallError, match=f"no active call '{call.sid}'"):
+        service.execute_dialplan("t", call.sid, action, args)
+    assert len(telephony.legs[0].requests) == 1
+
+
+@pytest.mark.parametrize("action,args,message", [
+    (V.TRANSFER, "", "TRANSFER to '': expected E.164"),
+    (V.TRANSFER, "5551234", "TRANSFER to '5551234': expected E.164"),
+    (V.MUTE, "loud", "MUTE app_args 'loud': expected '' .* or 'wire'"),
+    (V.HOLD, "x", "HOLD takes no app_args, got 'x'"),
+    (V.SEND_DTMF, "5", "expected '<digit>:<mode>:<ms>'"),
+    (V.SEND_DTMF, "55:info:100", "SEND_DTMF digit '55': expected one of 0-9"),
+    (V.SEND_DTMF, "E:info:100", "SEND_DTMF digit 'E'"),
+    (V.SEND_DTMF, "5:sms:100", "SEND_DTMF mode 'sms': expected rfc2833, info, inband"),
+    (V.SEND_DTMF, "5:info:39", "SEND_DTMF duration '39': expected whole milliseconds from 40 to 4000"),
+    (V.SEND_DTMF, "5:info:4001", "SEND_DTMF duration '4001'"),
+    (V.SEND_DTMF, "5:info:1e2", "SEND_DTMF duration '1e2'"),
+])
+def test_mid_call_verb_arguments_are_checked(world, action, args, message):
+    service, telephony, *_ = world
+    call, leg = answered(service, telephony)
+    with pytest.raises(CallError, match=message) as err:
+        service.execute_dialplan("t", call.sid, action, args)
+    assert err.value.code == ErrorCode.ERR_VALIDATION_FAILED and leg.requests == []
+
+
+def test_verbs_reach_the_leg_with_their_arguments(world):
+    service, telephony, *_ = world
+    call, leg = answered(service, telephony)
+    for action, args in [(V.MUTE, ""), (V.MUTE, "wire"), (V.UNMUTE, ""), (V.HOLD, ""), (V.UNHOLD, ""),
+                         (V.SEND_DTMF, "a:inband:40"), (V.SEND_DTMF, "#:INFO:4000"), (V.TRANSFER, "sip:bob@example.com")]:
+        assert service.execute_dialplan("t", call.sid, action, args).status == "ANSWERED"
+    assert leg.requests == [("mute", True, False), ("mute", True, True), ("mute", False, False), ("hold", True),
+                            ("hold", False), ("dtmf", "A", "inband", 40), ("dtmf", "#", "info", 4000),
+                            ("transfer", "sip:bob@example.com")]
+    assert call.app.action is DialplanAction.PARK  # verbs are not apps: the call keeps its own
+
+
+def test_a_successful_transfer_ends_the_call_completed(world):
+    service, telephony, _, rec = world
+    call, leg = answered(service, telephony)
+    service.execute_dialplan("t", call.sid, V.TRANSFER, "+15557654321")
+    assert call.transferring_to == "+15557654321" and leg.hangups == 0
+    leg.transfer_result(True)
+    assert leg.hangups == 1 and call.transferred_to == "+15557654321" and call.transferring_to == ""
+    leg.close()
+    assert [(e.event_type, e.status, e.q850_cause) for e in rec.got[-1:]] == [
+        (EventType.CHANNEL_HANGUP_COMPLETE, "COMPLETED", 16)]
+
+
+def test_a_failed_transfer_leaves_the_call_up_and_allows_another(world):
+    service, telephony, _, rec = world
+    call, leg = answered(service, telephony)
+    service.execute_dialplan("t", call.sid, V.TRANSFER, "+15557654321")
+    with pytest.raises(CallError, match="already being transferred to '\\+15557654321'"):
+        service.execute_dialplan("t", call.sid, V.TRANSFER, "+15550000000")
+    leg.transfer_result(False)
+    assert leg.hangups == 0 and call.state.value == "ANSWERED" and call.transferred_to == ""
+    assert rec.got[-1].event_type == EventType.CHANNEL_ANSWER
+    service.execute_dialplan("t", call.sid, V.TRANSFER, "+15550000000")
+    assert leg.requests == [("transfer", "+15557654321"), ("transfer", "+15550000000")]
+
+
+def test_the_agents_transfer_goes_through_the_same_rules(world):
+    service, telephony, *_ = world
+    call = dial(service, default_app=AI, ai_websocket_url="ws://bot")
+    leg = telephony.legs[0]
+    leg.answer()
+    leg.events.agent_transfer("not a number")  # refused: only logged, the agent has no RPC to fail
+    assert leg.requests == []
+    leg.events.agent_transfer("sip:desk@example.com")
+    assert leg.requests == [("transfer", "sip:desk@example.com")] and call.transferring_to == "sip:desk@example.com"
+    leg.transfer_result(True)
+    assert leg.hangups == 1
+
+
+def test_hold_and_resume_events_follow_what_the_far_end_agreed(world):
+    service, telephony, _, rec = world
+    call, leg = answered(service, telephony)
+    service.execute_dialplan("t", call.sid, V.HOLD, "")
+    assert rec.got[-1].event_type == EventType.CHANNEL_ANSWER  # nothing until the far end agrees
+    leg.hold_changed(True)
+    leg.hold_changed(True)  # a repeated HOLD changes nothing
+    service.execute_dialplan("t", call.sid, V.UNHOLD, "")
+    leg.hold_changed(False)
+    events = [(e.event_type, e.status) for e in rec.got if e.call_sid == call.sid]
+    assert events[-2:] == [(EventType.CHANNEL_HOLD, "ANSWERED"), (EventType.CHANNEL_RESUME, "ANSWERED")]
+    assert len(events) == 4 and call.held is False

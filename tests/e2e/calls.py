@@ -26,27 +26,23 @@ class CallWatch:
             self.events[event.call_sid].append(event)
             self._changed.set()
 
-    async def until(self, call_sid: str, status: str, timeout: float = 20.0) -> CallEvent:
+    async def first(self, call_sid: str, matches, timeout: float = 20.0) -> CallEvent:
+        """The call's first event for which ``matches(event)`` holds, once it has arrived."""
         async def wait() -> CallEvent:
             while True:
                 for event in self.events.get(call_sid, ()):
-                    if event.status == status:
+                    if matches(event):
                         return event
                 self._changed.clear()
                 await self._changed.wait()
 
         return await asyncio.wait_for(wait(), timeout)
+
+    async def until(self, call_sid: str, status: str, timeout: float = 20.0) -> CallEvent:
+        return await self.first(call_sid, lambda event: event.status == status, timeout)
 
     async def hangup(self, call_sid: str, timeout: float = 30.0) -> CallEvent:
-        async def wait() -> CallEvent:
-            while True:
-                for event in self.events.get(call_sid, ()):
-                    if event.event_type == EventType.CHANNEL_HANGUP_COMPLETE:
-                        return event
-                self._changed.clear()
-                await self._changed.wait()
-
-        return await asyncio.wait_for(wait(), timeout)
+        return await self.first(call_sid, lambda event: event.event_type == EventType.CHANNEL_HANGUP_COMPLETE, timeout)
 
     def statuses(self, call_sid: str) -> list[str]:
         return [e.status for e in self.events.get(call_sid, ())]
@@ -78,6 +74,7 @@ class RtpTap(asyncio.DatagramProtocol):
         self.echo = ("127.0.0.1", echo_port)
         self.gateway = None
         self.sent: list[tuple[float, bytes]] = []  # (loop time, RTP payload) from Trunkline
+        self.events: list[bytes] = []  # RTP payloads of any other type from Trunkline (RFC 4733 key presses)
         self.pass_echo = True
         self.drop_every = drop_every
         self.echo_delays = echo_delays
@@ -100,6 +97,8 @@ class RtpTap(asyncio.DatagramProtocol):
             self.sent.append((asyncio.get_running_loop().time(), data[12:]))
             if self.drop_every and len(self.sent) % self.drop_every == 0:
                 return
+        elif len(data) > 12:
+            self.events.append(data[12:])
         self.transport.sendto(data, self.echo)
 
 

@@ -68,15 +68,21 @@ class Recorder:
     def on_info(self, content_type: str, body: bytes) -> None:
         self._add("info", content_type, body)
 
+    def on_notify(self, event: str | None, subscription_state: str | None, content_type: str,
+                  body: bytes) -> int:
+        self._add("notify", event, subscription_state, content_type, body)
+        return 200
+
     def on_terminated(self) -> None:
         self._add("terminated")
 
-    async def wait_for(self, name: str, timeout: float = WAIT_S) -> tuple[Any, ...]:
+    async def wait_for(self, name: str, timeout: float = WAIT_S, count: int = 1) -> tuple[Any, ...]:
+        """The ``count``-th ``name`` callback, once it has happened."""
         async def scan() -> tuple[Any, ...]:
             while True:
-                for event in self.events:
-                    if event[0] == name:
-                        return event
+                seen = [event for event in self.events if event[0] == name]
+                if len(seen) >= count:
+                    return seen[count - 1]
                 self._changed.clear()
                 await self._changed.wait()
 

@@ -222,3 +222,25 @@ async def test_our_info_and_hold_reinvite(endpoint: SipEndpoint, peers: list) ->
     invites = result.requests("INVITE", "received")
     assert invites[1].header("To") != invites[0].header("To")  # in-dialog: carries the To tag
     assert int(invites[1].header("CSeq").split()[0]) > int(invites[0].header("CSeq").split()[0])
+
+
+async def test_refer_and_the_notifies_that_report_it(endpoint: SipEndpoint, peers: list) -> None:
+    sipp, target = await start_uas(peers, "uas_refer_notify", scenario_vars={"FINAL": "200 OK"})
+    rec = Recorder()
+    call = endpoint.invite(target, **call_uris(target), sdp=OFFER, listener=rec)
+    await rec.wait_for("answered")
+    refer_to = "<sip:+15557654321@127.0.0.1:5070;user=phone>"
+    status = await call.request("REFER", headers=[("Refer-To", refer_to), ("Referred-By", "<sip:trunkline@127.0.0.1>")])
+    assert status == 202
+    await rec.wait_for("notify", count=2)
+    notifies = [e[1:] for e in rec.events if e[0] == "notify"]
+    assert [(event, state) for event, state, *_ in notifies] == [
+        ("refer", "active;expires=60"), ("refer", "terminated;reason=noresource")]
+    assert [body.strip() for *_, body in notifies] == [b"SIP/2.0 100 Trying", b"SIP/2.0 200 OK"]
+    assert {content_type for _, _, content_type, _ in notifies} == {"message/sipfrag;version=2.0"}
+    call.hangup()
+    await rec.wait_for("terminated")
+    result = await sipp.await_result(SIPP_TIMEOUT_S)
+    assert result.ok and result.successful == 1, result.describe()
+    assert result.requests("REFER", "received")[0].header("Refer-To") == refer_to
+    assert len(result.responses(200, direction="received", cseq_method="NOTIFY")) >= 2

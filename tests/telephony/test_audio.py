@@ -90,3 +90,40 @@ async def test_configured_hold_music_replaces_the_built_in_loop(tmp_path: Path):
     wav = write_tone_wav(tmp_path / "moh.wav", seconds=0.04)
     hold = AudioLibrary(hold_music=wav).ready_source(MusicOnHold())
     assert frames(hold, 3)[2] == frames(AudioLibrary(hold_music=wav).ready_source(MusicOnHold()), 1)[0]  # 2-frame loop
+
+
+class FakeMedia:
+    """What InbandDtmf needs of a media session: its current source, and play()."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+
+    def play(self, source) -> None:
+        self.source = source
+
+
+def test_inband_dtmf_mixes_the_tone_over_the_source_then_steps_aside():
+    from trunkline.media.dtmf import DtmfDetector
+    from trunkline.media_engine.sources import FRAME_BYTES, WavPlayback
+    from trunkline.telephony.audio import InbandDtmf
+
+    prompt = WavPlayback(bytes(FRAME_BYTES * 2))  # two frames of a (silent) prompt, then it ends
+    media = FakeMedia(prompt)
+    media.play(InbandDtmf(media, "7", 50))  # 50 ms: three whole frames
+    overlay = media.source
+    played = [overlay.read() for _ in range(3)]
+    assert media.source is prompt  # the last tone frame handed the prompt back
+    assert [DtmfDetector().classify(frame) for frame in played] == ["7", "7", "7"]
+    assert prompt.finished and prompt.read() is None  # ended under the tone: the session sees it next
+
+
+def test_inband_dtmf_over_nothing_is_the_tone_alone_and_a_spent_one_put_back_steps_aside():
+    from trunkline.media_engine.sources import FRAME_BYTES
+    from trunkline.telephony.audio import InbandDtmf
+
+    media = FakeMedia(None)  # the leg sends nothing (an answered call left to its app)
+    overlay = InbandDtmf(media, "1", 40)
+    media.play(overlay)
+    assert [len(overlay.read()) for _ in range(2)] == [FRAME_BYTES, FRAME_BYTES] and media.source is None
+    media.play(overlay)  # e.g. a bridge being undone restores what the leg played before it
+    assert overlay.read() is None and not overlay.finished and media.source is None

@@ -19,7 +19,9 @@ From the agent, Twilio's ``media`` (base64 µ-law of any length), ``mark`` and `
 Trunkline extensions, which Twilio itself does not have:
 
 - ``{"event":"hangup"}`` ends the call;
-- ``{"event":"transfer","transfer":{"to":"sip:..."}}`` transfers it;
+- ``{"event":"transfer","transfer":{"to":"sip:..."}}`` (or an E.164 number) transfers it blind with
+  SIP REFER: the agent stays connected until the far end reports the new call answered, then gets
+  ``stop``; a refused or failed transfer leaves the call with the agent (the gateway log says why);
 - ``{"event":"dtmf","dtmf":{"digits":"123#"}}`` plays digits into the call (0-9, *, #, A-D).
 
 ``streamSid`` and ``sequenceNumber`` on agent messages are not checked: one connection carries

@@ -14,10 +14,12 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from trunkline.calls import q850
+from trunkline.calls.destinations import is_valid_destination
+from trunkline.calls.errors import CallError
 from trunkline.calls.events import CallEvent
 from trunkline.calls.ports import Announcement, Leg, MediaStats, MusicOnHold, Playback, Silence, StreamInfo, Timer
 from trunkline.config import TrunkConfig
-from trunkline.enums import DialplanAction, EventType
+from trunkline.enums import DialplanAction, ErrorCode, EventType
 
 if TYPE_CHECKING:
     from trunkline.calls.service import CallService
@@ -83,6 +85,9 @@ class Call:
         self.partner: Call | None = None
         self.resume_app: App | None = None  # what a mid-call PLAYBACK returns to
         self.agent_connected = False
+        self.held = False  # the far end agreed to be on hold
+        self.transferring_to = ""  # a transfer in progress
+        self.transferred_to = ""  # where a successful transfer sent the far end
         self.final_status = ""
         self.final_cause = 0
         self.leg: Leg | None = None
@@ -184,7 +189,26 @@ class Call:
             self._end_with("COMPLETED", q850.NORMAL_CLEARING)
 
     def agent_transfer(self, to: str) -> None:
-        log.warning("call %s: the agent asked to transfer to %s; transfer is not available yet", self.sid, to)
+        """The agent's ``transfer`` goes the way of the TRANSFER verb; a refusal can only be logged."""
+        try:
+            self.transfer(to)
+        except CallError as exc:
+            log.warning("call %s: the agent's transfer was refused: %s", self.sid, exc.message)
+
+    def leg_transfer_result(self, succeeded: bool, detail: str) -> None:
+        to, self.transferring_to = self.transferring_to, ""
+        if not succeeded:
+            log.warning("call %s: transfer to %s failed (%s); the call stays up", self.sid, to, detail)
+            return
+        log.info("call %s: transferred to %s (%s)", self.sid, to, detail)
+        self.transferred_to = to
+        self._end_with("COMPLETED", q850.NORMAL_CLEARING)
+
+    def leg_hold_changed(self, held: bool) -> None:
+        if held == self.held or self.state is not CallState.ANSWERED:
+            return
+        self.held = held
+        self._emit(EventType.CHANNEL_HOLD if held else EventType.CHANNEL_RESUME, self.status)
 
     def leg_closed(self) -> None:
         if self.state is CallState.ENDED:
@@ -212,6 +236,37 @@ class Call:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+
+    # --- mid-call verbs (ExecuteDialplan 7-12) -------------------------------------------------
+
+    def _answered_leg(self, verb: DialplanAction) -> Leg:
+        if self.state is not CallState.ANSWERED or self.leg is None:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED,
+                            f"{verb.name} needs an answered call; call {self.sid!r} is {self.status}")
+        return self.leg
+
+    def transfer(self, to: str) -> None:
+        """Blind transfer: the far end is asked to call ``to`` while the call keeps its app. Success
+        ends the call COMPLETED (the far end is someone else's now); failure leaves it as it was."""
+        leg = self._answered_leg(DialplanAction.TRANSFER)
+        if not is_valid_destination(to):
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED,
+                            f"TRANSFER to {to!r}: expected E.164 (+ and 8-15 digits) or a sip:/sips: URI")
+        if self.transferring_to:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED,
+                            f"call {self.sid!r} is already being transferred to {self.transferring_to!r}")
+        self.transferring_to = to
+        log.info("call %s: transferring to %s", self.sid, to)
+        leg.transfer(to)
+
+    def set_hold(self, held: bool) -> None:
+        self._answered_leg(DialplanAction.HOLD if held else DialplanAction.UNHOLD).set_hold(held)
+
+    def set_mute(self, muted: bool, wire: bool) -> None:
+        self._answered_leg(DialplanAction.MUTE if muted else DialplanAction.UNMUTE).set_mute(muted, wire)
+
+    def send_dtmf(self, digit: str, mode: str, duration_ms: int) -> None:
+        self._answered_leg(DialplanAction.SEND_DTMF).send_dtmf(digit, mode, duration_ms)
 
     # --- dialplan apps ------------------------------------------------------------------------
 

@@ -95,7 +95,14 @@ class LegEvents(Protocol):
     def agent_ended(self, reason: str, failed: bool) -> None:
         """The agent hung up or closed its connection (``failed``: it could not be reached)."""
 
-    def agent_transfer(self, to: str) -> None: ...
+    def agent_transfer(self, to: str) -> None:
+        """The agent asked to transfer the call to ``to`` (as it sent it, not yet validated)."""
+
+    def leg_transfer_result(self, succeeded: bool, detail: str) -> None:
+        """How the :meth:`Leg.transfer` in progress ended; ``detail`` says why, for the log."""
+
+    def leg_hold_changed(self, held: bool) -> None:
+        """The far end accepted being held (``True``) or resumed (``False``)."""
 
     def leg_closed(self) -> None: ...
 
@@ -123,6 +130,22 @@ class Leg(Protocol):
         (None for a gap). While bridged, the bridge has the audio."""
 
     def media_stats(self) -> MediaStats: ...
+
+    def transfer(self, to: str) -> None:
+        """Ask the far end to call ``to`` (E.164 or a SIP URI) instead of us: SIP REFER. The call
+        goes on meanwhile; the outcome comes once, as ``leg_transfer_result``."""
+
+    def set_hold(self, held: bool) -> None:
+        """Hold the far end (it stops sending; a bridged partner hears music on hold instead) or
+        resume it; ``leg_hold_changed`` follows when the far end has agreed."""
+
+    def set_mute(self, muted: bool, wire: bool) -> None:
+        """Stop (or resume) sending audio to the far end; ``wire`` also tells it so in SDP. Unmuting
+        undoes a wire mute too."""
+
+    def send_dtmf(self, digit: str, mode: str, duration_ms: int) -> None:
+        """Send one key press: ``rfc2833`` (RFC 4733 events), ``info`` (SIP INFO dtmf-relay) or
+        ``inband`` (tones mixed into what the far end hears)."""
 
 
 class Telephony(Protocol):

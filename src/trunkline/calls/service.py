@@ -17,6 +17,7 @@ from trunkline.calls.destinations import is_valid_destination
 from trunkline.calls.errors import CallError
 from trunkline.calls.events import EventHub
 from trunkline.calls.ports import AgentSpec, Announcement, Playback, Scheduler, Telephony
+from trunkline.calls.verbs import parse_send_dtmf, parse_wire_flag, require_no_args
 from trunkline.config import AgentConfig, TrunkConfig
 from trunkline.enums import DialplanAction, ErrorCode
 
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 #: Ended calls remembered per tenant so a repeated call_sid still answers with that call's state.
 ENDED_CALLS_KEPT = 10_000
 ORIGINATE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.AI_BIDIRECTIONAL_STREAM)
-SWITCHABLE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.AI_BIDIRECTIONAL_STREAM)
 
 
 class CallService:
@@ -149,9 +149,23 @@ class CallService:
     # --- dialplan -----------------------------------------------------------------------------
 
     def execute_dialplan(self, tenant_id: str, call_sid: str, action: DialplanAction, args: str) -> Call:
+        """Verbs 0-6 switch the call's app (or set the one it gets on answer); 7-12 act on the
+        answered call (PROTOCOL.md §6)."""
         call = self._require(tenant_id, call_sid)
-        if action not in SWITCHABLE_APPS:
-            raise CallError(ErrorCode.ERR_INTERNAL_ERROR, f"not available yet: {action.name}")
+        if action is DialplanAction.TRANSFER:
+            call.transfer(args)
+            return call
+        if action in (DialplanAction.MUTE, DialplanAction.UNMUTE):
+            call.set_mute(action is DialplanAction.MUTE, parse_wire_flag(action, args))
+            return call
+        if action in (DialplanAction.HOLD, DialplanAction.UNHOLD):
+            require_no_args(action, args)
+            call.set_hold(action is DialplanAction.HOLD)
+            return call
+        if action is DialplanAction.SEND_DTMF:
+            dtmf = parse_send_dtmf(args)
+            call.send_dtmf(dtmf.digit, dtmf.mode, dtmf.duration_ms)
+            return call
         if action is DialplanAction.PLAYBACK and not args:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "PLAYBACK needs app_args: a .wav path or URL")
         if action is DialplanAction.UNPARK_AND_BRIDGE:

@@ -1,4 +1,4 @@
-"""SIP core of Trunkline: messages, URIs, digest authentication, transactions and dialogs.
+"""SIP core of Trunkline: messages, URIs, digest authentication, transactions, dialogs and REFER.
 
 Everything here is a pure state machine in the sans-I/O style: callers hand in bytes, parsed
 messages and the current time as a float ``now``, and get back messages, bytes and action objects to

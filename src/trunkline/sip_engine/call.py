@@ -55,7 +55,7 @@ class CallListener(Protocol):
 
     Callbacks run inside the event loop, synchronously, in protocol order; ``on_terminated`` comes
     exactly once and last. An exception raised by a callback is logged and otherwise ignored
-    (``on_reinvite`` raising answers 500).
+    (``on_reinvite`` or ``on_notify`` raising answers 500).
     """
 
     def on_provisional(self, status: int, reason: str, sdp: bytes | None) -> None:
@@ -76,6 +76,12 @@ class CallListener(Protocol):
 
     def on_info(self, content_type: str, body: bytes) -> None:
         """An INFO (e.g. application/dtmf-relay); the engine answers 200."""
+
+    def on_notify(self, event: str | None, subscription_state: str | None, content_type: str,
+                  body: bytes) -> int:
+        """A NOTIFY (the progress of a REFER we sent, RFC 3515): return the status to answer it
+        with, e.g. 200, or 481 when it matches no subscription of ours."""
+        ...
 
     def on_terminated(self) -> None:
         """The call is over for whatever reason; nothing follows."""
@@ -428,9 +434,16 @@ class OutgoingCall:
         elif method == "INFO":
             self._notify("on_info", request.headers.get("Content-Type") or "", request.body)
             ep._respond(txn, build_response(request, 200))
-        elif method in ("OPTIONS", "NOTIFY"):
-            # NOTIFY reports the progress of a REFER we sent; the call layer learns the outcome
-            # from the dialog itself (BYE), so the engine only acknowledges it.
+        elif method == "NOTIFY":
+            fields = request.headers
+            try:
+                status = self._listener.on_notify(fields.get("Event"), fields.get("Subscription-State"),
+                                                  fields.get("Content-Type") or "", request.body)
+            except Exception:
+                log.exception("on_notify failed")
+                status = 500
+            ep._respond(txn, build_response(request, status))
+        elif method == "OPTIONS":
             ep._respond(txn, build_response(request, 200, headers=(("Allow", ALLOW),)))
         else:
             ep._respond(txn, build_response(request, 501, headers=(("Allow", ALLOW),)))

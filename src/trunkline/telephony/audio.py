@@ -14,9 +14,11 @@ from importlib import resources
 from pathlib import Path
 
 from trunkline.calls.ports import Announcement, AudioSpec, MusicOnHold, Playback, Silence
+from trunkline.media._audioop import audioop
 from trunkline.media.dtmf import ToneGenerator
 from trunkline.media.wav import load_wav
 from trunkline.media_engine import sources
+from trunkline.media_engine.session import MediaSession
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +119,41 @@ def _fetch(url: str) -> bytes:
     if len(data) > MAX_PROMPT_BYTES:
         raise AudioError(f"{url}: larger than {MAX_PROMPT_BYTES >> 20} MiB")
     return data
+
+
+class InbandDtmf:
+    """A key press as its dual tone mixed over whatever the leg plays, for ``duration_ms`` (whole
+    frames, rounded up); then the leg gets its own source back.
+
+    It takes the leg's place as the media's source, so it must hand the source back itself: on the
+    read that plays its last tone frame, or on the first read after it when something (a bridge
+    being undone) put it back in place. A tone is synthesised frame by frame, so a long key press
+    costs nothing up front.
+    """
+
+    __slots__ = ("_media", "_inner", "_tone", "_frames_left")
+
+    def __init__(self, media: MediaSession, digit: str, duration_ms: int) -> None:
+        self._media = media
+        self._inner = media.source
+        self._tone = ToneGenerator.dtmf(digit)
+        self._frames_left = -(-duration_ms // sources.FRAME_MS)
+
+    @property
+    def finished(self) -> bool:
+        return False  # it never ends by itself: it steps aside for the source it covers
+
+    def read(self) -> bytes | None:
+        if not self._frames_left:
+            self._step_aside()
+            return None
+        frame = self._inner.read() if self._inner is not None else None
+        tone = self._tone.generate(sources.FRAME_SAMPLES)
+        self._frames_left -= 1
+        if not self._frames_left:
+            self._step_aside()
+        return tone if frame is None else audioop.add(frame, tone, 2)
+
+    def _step_aside(self) -> None:
+        if self._media.source is self:
+            self._media.play(self._inner)

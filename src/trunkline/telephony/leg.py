@@ -1,21 +1,28 @@
-"""An outbound SIP call leg with its RTP media: the domain's ``Leg``, the SIP engine's listener."""
+"""An outbound SIP call leg with its RTP media: the domain's ``Leg``, the SIP engine's listener.
+
+Mid-call changes of the media direction (hold, wire mute) are one re-INVITE at a time, each offering
+the direction all current wishes add up to; the far end's answer decides what is in force, so a
+refused re-INVITE leaves the call as the far end last agreed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Callable
 
 from trunkline.ai.bridge import AgentBridge
 from trunkline.ai.link import AgentUnreachable
-from trunkline.calls.ports import AgentSpec, AudioSpec, LegEvents, MediaStats, MusicOnHold, StreamInfo
+from trunkline.calls.ports import AgentSpec, AudioSpec, LegEvents, MediaStats, MusicOnHold, Silence, StreamInfo
 from trunkline.config import TrunkConfig
 from trunkline.media.sdp import SdpError, SdpSession
 from trunkline.media_engine.bridge import Bridge
 from trunkline.media_engine.ports import PortPoolExhausted
 from trunkline.media_engine.session import MediaSession
 from trunkline.media_engine.sources import AudioSource
-from trunkline.telephony.audio import AudioError
+from trunkline.sip.refer import ReferSubscription
+from trunkline.telephony.audio import AudioError, InbandDtmf
 
 if TYPE_CHECKING:
     from trunkline.sip_engine import OutgoingCall
@@ -26,6 +33,10 @@ log = logging.getLogger(__name__)
 _DTMF_RELAY_DIGITS = frozenset("0123456789*#ABCD")
 #: Waits before each attempt to reach an agent; the caller hears hold music meanwhile.
 AGENT_RETRY_DELAYS_S = (0.0, 0.5, 1.5)
+#: The SDP direction we offer for (held, wire-muted).
+_DIRECTIONS = {(False, False): "sendrecv", (True, False): "sendonly",
+               (False, True): "recvonly", (True, True): "inactive"}
+_WISHES = {direction: wishes for wishes, direction in _DIRECTIONS.items()}
 
 
 class SipLeg:
@@ -48,6 +59,14 @@ class SipLeg:
         self._hangup_requested = False
         self._closed = False
         self._final_stats: MediaStats | None = None
+        self._tasks: set[asyncio.Future] = set()
+        self._held = False  # wished for by the domain
+        self._wire_muted = False
+        self._direction = "sendrecv"  # what the far end last agreed to
+        self._renegotiating = asyncio.Lock()
+        self._refer: ReferSubscription | None = None
+        self._refer_reported = False
+        self._refer_timer: asyncio.TimerHandle | None = None
         self.codec = ""
         self._setup = asyncio.ensure_future(self._start())
 
@@ -111,6 +130,8 @@ class SipLeg:
             return
         self._bridge = other._bridge = Bridge(self._media, other._media)
         self._partner, other._partner = other, self
+        if self._is_held or other._is_held:
+            self._hold_bridge_audio()
 
     def unbridge(self) -> None:
         bridge, partner = self._bridge, self._partner
@@ -183,6 +204,125 @@ class SipLeg:
                           packets_lost=snap.packets_lost, bytes_sent=snap.bytes_sent,
                           jitter_ms=snap.jitter_ms, estimated_mos=snap.estimated_mos)
 
+    # --- mid-call verbs ----------------------------------------------------------------------
+
+    def transfer(self, to: str) -> None:
+        assert self._dialog is not None
+        subscription = ReferSubscription(self._telephony.endpoint.timers.t1)
+        self._refer, self._refer_reported = subscription, False
+        headers = (("Refer-To", f"<{self._telephony.destination_uri(self._trunk, to)}>"),
+                   ("Referred-By", f"<{self._telephony.local_uri(self._call_from)}>"))
+        self._spawn(self._send_refer(self._dialog, subscription, headers))
+
+    async def _send_refer(self, dialog: "OutgoingCall", subscription: ReferSubscription,
+                          headers: tuple[tuple[str, str], ...]) -> None:
+        status = await dialog.request("REFER", headers=headers)
+        subscription.refer_answered(status, asyncio.get_running_loop().time())
+        self._refer_progress(subscription)
+
+    def _refer_progress(self, subscription: ReferSubscription) -> None:
+        """Report the transfer's outcome once it is known, else wait for it until the subscription's
+        deadline (a peer that never reports fails the transfer, it does not hang it)."""
+        if self._closed or subscription is not self._refer or self._refer_reported:
+            return
+        if self._refer_timer is not None:
+            self._refer_timer.cancel()
+            self._refer_timer = None
+        loop = asyncio.get_running_loop()
+        outcome = subscription.expire(loop.time())
+        if outcome is not None:
+            self._refer_reported = True
+            self._events.leg_transfer_result(outcome.succeeded, outcome.reason)
+        elif subscription.deadline is not None:
+            self._refer_timer = loop.call_at(subscription.deadline, self._refer_progress, subscription)
+
+    def set_hold(self, held: bool) -> None:
+        self._held = held
+        self._spawn(self._renegotiate())
+
+    def set_mute(self, muted: bool, wire: bool) -> None:
+        assert self._media is not None
+        self._media.muted = muted
+        if wire or not muted:  # unmuting undoes a wire mute as well
+            self._wire_muted = muted
+            self._spawn(self._renegotiate())
+
+    async def _renegotiate(self) -> None:
+        """Offer the direction the current wishes add up to, unless it is already in force."""
+        async with self._renegotiating:
+            direction = _DIRECTIONS[self._held, self._wire_muted]
+            if direction == self._direction or self._closed or self._dialog is None or self._sdp is None:
+                return
+            was_held, wish = self._is_held, (self._held, self._wire_muted)
+            status, answer = await self._dialog.reinvite(self._sdp.create_offer(direction).to_bytes())
+            if self._closed or self._media is None:
+                return
+            negotiated, problem = None, f"answered {status}"
+            if 200 <= status < 300:
+                try:
+                    negotiated = self._sdp.receive_answer(answer or b"")
+                except SdpError as exc:
+                    problem = f"unusable answer: {exc}"
+            if negotiated is None:
+                log.warning("re-INVITE offering %s failed (%s); the call stays %s", direction, problem, self._direction)
+                held, wire_muted = _WISHES[self._direction]  # the wishes it carried are dropped; newer ones stay
+                if self._held == wish[0]:
+                    self._held = held
+                if self._wire_muted == wish[1]:
+                    self._wire_muted = wire_muted
+                self._sdp.create_offer(self._direction)  # our SDP is again what is in force
+                return
+            self._media.configure(negotiated)
+            self._direction = direction
+            if self._is_held != was_held:
+                self._hold_bridge_audio()
+                self._events.leg_hold_changed(self._is_held)
+
+    @property
+    def _is_held(self) -> bool:
+        return self._direction in ("sendonly", "inactive")
+
+    def _hold_bridge_audio(self) -> None:
+        """While either side of a bridge is held, its partner hears music on hold and the held side
+        hears nothing of the bridge (it is not in the conversation); otherwise the bridge flows.
+        Not bridged, a held call keeps playing what its app plays."""
+        bridge, partner = self._bridge, self._partner
+        if bridge is None or partner is None:
+            return
+        for leg, other in ((self, partner), (partner, self)):
+            assert leg._media is not None
+            if other._is_held:
+                source = self._telephony.audio.ready_source(MusicOnHold())
+            elif leg._is_held:
+                source = self._telephony.audio.ready_source(Silence())
+            else:
+                source = bridge.into_a if bridge.a is leg._media else bridge.into_b
+            leg._media.play(source)
+
+    def send_dtmf(self, digit: str, mode: str, duration_ms: int) -> None:
+        assert self._media is not None and self._dialog is not None
+        if mode == "info":
+            self._spawn(self._send_info(self._dialog, f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode()))
+        elif mode == "inband":
+            self._media.play(InbandDtmf(self._media, digit, duration_ms))
+        else:  # RFC 4733; a far end that did not negotiate telephone-event gets in-band tones instead
+            self._media.send_dtmf(digit, duration_ms)
+
+    async def _send_info(self, dialog: "OutgoingCall", body: bytes) -> None:
+        status = await dialog.request("INFO", "application/dtmf-relay", body)
+        if status >= 300:
+            log.warning("DTMF INFO answered %d", status)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("mid-call request failed", exc_info=task.exception())
+
     # --- CallListener (the SIP engine's side) -------------------------------------------------
 
     def on_provisional(self, status: int, reason: str, sdp: bytes | None) -> None:
@@ -209,13 +349,13 @@ class SipLeg:
         self._events.leg_remote_hangup()
 
     def on_reinvite(self, sdp: bytes | None) -> tuple[int, bytes | None]:
-        """Answer the far end's re-offer: a ``sendonly`` offer (it holds us) gets ``recvonly``, and a
-        new address or port moves the media."""
+        """Answer the far end's re-offer: a ``sendonly`` offer (it holds us) gets ``recvonly``, our own
+        hold or wire mute stays in force, and a new address or port moves the media."""
         assert self._sdp is not None and self._media is not None
         if not sdp:
             return 200, self._sdp.local.to_bytes()
         try:
-            answer, negotiated = self._sdp.receive_offer(sdp, "sendrecv")
+            answer, negotiated = self._sdp.receive_offer(sdp, self._direction)
         except SdpError as exc:
             log.info("re-INVITE refused: %s", exc)
             return 488, None
@@ -237,6 +377,16 @@ class SipLeg:
             self._agent.link.send_dtmf(digit)
         self._events.leg_dtmf(digit)
 
+    def on_notify(self, event: str | None, subscription_state: str | None, content_type: str, body: bytes) -> int:
+        subscription = self._refer
+        if subscription is None:
+            return 481
+        status = subscription.receive_notify(event, subscription_state, content_type, body,
+                                             asyncio.get_running_loop().time())
+        # Reported after this NOTIFY's 200 is on the wire: a successful transfer's BYE follows it.
+        asyncio.get_running_loop().call_soon(self._refer_progress, subscription)
+        return status
+
     def on_terminated(self) -> None:
         self._close()
 
@@ -245,6 +395,8 @@ class SipLeg:
             return
         self._final_stats = self.media_stats()
         self._closed = True
+        if self._refer_timer is not None:
+            self._refer_timer.cancel()
         self.disconnect_agent()
         if self._bridge is not None:
             self.unbridge()

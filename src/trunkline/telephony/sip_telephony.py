@@ -54,17 +54,26 @@ class SipTelephony:
         raise AgentUnreachable(f"no way to reach a {spec.kind} agent")
 
     def invite(self, trunk: TrunkConfig, to: str, call_from: str, sdp: bytes, listener: CallListener) -> OutgoingCall:
-        """An E.164 number is dialled at the trunk (``sip:+1555...@trunk;user=phone``); a SIP URI keeps
-        its own Request-URI but still leaves through the trunk, which acts as outbound proxy."""
-        if to.startswith(("sip:", "sips:")):
-            request_uri = to
-        else:
-            request_uri = f"sip:{to}@{_host(trunk.host)}:{trunk.port};user=phone"
-        local_host, local_port = self.endpoint.address
-        from_uri = f"sip:{call_from or 'trunkline'}@{_host(local_host)}:{local_port}"
+        """A SIP URI keeps its own Request-URI but still leaves through the trunk, which acts as
+        outbound proxy."""
+        request_uri = self.destination_uri(trunk, to)
         credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
         target = SipTarget(trunk.host, trunk.port, trunk.transport)
-        return self.endpoint.invite(target, request_uri, from_uri, request_uri, sdp, listener, credentials)
+        return self.endpoint.invite(target, request_uri, self.local_uri(call_from), request_uri, sdp, listener,
+                                    credentials)
+
+    @staticmethod
+    def destination_uri(trunk: TrunkConfig, to: str) -> str:
+        """Where ``to`` is reached: a SIP URI as it is, an E.164 number at the trunk
+        (``sip:+1555...@trunk;user=phone``). Calls and transfers (Refer-To) alike."""
+        if to.startswith(("sip:", "sips:")):
+            return to
+        return f"sip:{to}@{_host(trunk.host)}:{trunk.port};user=phone"
+
+    def local_uri(self, call_from: str) -> str:
+        """Who we are on a call placed as ``call_from``: its From, and Referred-By when it transfers."""
+        local_host, local_port = self.endpoint.address
+        return f"sip:{call_from or 'trunkline'}@{_host(local_host)}:{local_port}"
 
 
 def _host(host: str) -> str:
