@@ -11,11 +11,13 @@ import json
 import math
 import shutil
 import struct
+from http import HTTPStatus
 
 import pytest
 from websockets.asyncio.server import serve
 
 from tests.e2e.calls import carrier, tapped_carrier, watched_client
+from tests.peers.sipp import uas
 from trunkline.enums import DialplanAction
 from trunkline.media.dtmf import ToneDetector
 from trunkline.media._audioop import audioop
@@ -190,6 +192,18 @@ async def test_unreachable_agent_ends_the_call_with_a_clear_status(start_gateway
     transport.close()
     assert (hangup.status, hangup.q850_cause) == ("FAILED", 41)
     assert hangup.packets_sent > 0  # the caller heard hold music while Trunkline retried
+
+
+async def test_an_agent_refusing_the_websocket_handshake_ends_the_call_too(start_gateway, peers):
+    sipp = await peers(uas("uas_answer", timeout_s=30))
+    gateway = await start_gateway(carrier(sipp.port))
+    client, watch = await watched_client(gateway)
+    refuse = lambda connection, request: connection.respond(HTTPStatus.FORBIDDEN, "not you\n")  # noqa: E731
+    async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, process_request=refuse) as server:
+        port = server.sockets[0].getsockname()[1]
+        call = await client.dial(TO, trunk_id="carrier", default_app=AI, ai_websocket_url=f"ws://127.0.0.1:{port}/")
+        hangup = await watch.hangup(call.call_sid)
+    assert (hangup.status, hangup.q850_cause) == ("FAILED", 41)
 
 
 async def test_barge_in_clears_agent_audio_after_the_patience_window(start_gateway, peers):

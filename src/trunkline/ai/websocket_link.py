@@ -1,9 +1,9 @@
-"""An agent over WebSocket, on websockets' sans-I/O protocol and a plain asyncio transport.
+"""An agent over WebSocket: the sans-I/O :mod:`~trunkline.ai.websocket_codec` on a plain asyncio transport.
 
-Why not the websockets asyncio client: its ``send`` is a coroutine, so 50 frames a second per call
-would each need a task or an await inside the media tick. With the sans-I/O protocol a frame is
-encoded and written synchronously; flow control is checked on the transport's write buffer, and
-audio for an agent that stops reading is dropped (and counted) instead of piling up.
+Why not a coroutine-based client: its ``send`` is a coroutine, so 50 frames a second per call would
+each need a task or an await inside the media tick. Here a frame is encoded and written
+synchronously; flow control is checked on the transport's write buffer, and audio for an agent that
+stops reading is dropped (and counted) instead of piling up.
 """
 
 from __future__ import annotations
@@ -13,20 +13,25 @@ import logging
 import ssl
 from typing import Callable
 
-from websockets.client import ClientProtocol
-from websockets.frames import Opcode
-from websockets.http11 import Response
-from websockets.protocol import State
-from websockets.uri import parse_uri
-
 from trunkline.ai.dialect import AgentDialect
 from trunkline.ai.events import AgentEvent, AgentProtocolError
 from trunkline.ai.link import AgentUnreachable
+from trunkline.ai.websocket_codec import (
+    Closed,
+    Message,
+    Opened,
+    State,
+    WebSocketClient,
+    WebSocketError,
+    WebSocketTarget,
+)
 
 log = logging.getLogger(__name__)
 
 #: Bytes waiting for the agent before caller audio is dropped (~6 s of Twilio media messages).
 WRITE_BUFFER_LIMIT = 256 * 1024
+#: How long the agent gets to answer our close before the connection is cut.
+CLOSE_TIMEOUT_S = 2.0
 
 
 class WebSocketLink(asyncio.Protocol):
@@ -39,23 +44,27 @@ class WebSocketLink(asyncio.Protocol):
         self.on_closed: Callable[[str], None] | None = None
         self.dropped_frames = 0
         self.protocol_errors = 0
-        self._uri = parse_uri(url)
-        self._ws = ClientProtocol(self._uri, max_size=4 << 20)  # no extensions: compression off
+        self._ws: WebSocketClient | None = None
         self._transport: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] | None = None
         self._closing = False
         self._closed = False
 
     async def open(self) -> None:
-        uri = self._uri
+        try:
+            target = WebSocketTarget.parse(self.url)
+        except WebSocketError as exc:
+            raise AgentUnreachable(str(exc)) from None
+        self._ws = WebSocketClient(target, max_size=4 << 20)
         loop = asyncio.get_running_loop()
         self._handshake = loop.create_future()
-        context = ssl.create_default_context(cafile=self.ca_file) if uri.secure else None
+        context = ssl.create_default_context(cafile=self.ca_file) if target.secure else None
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: self, uri.host, uri.port, ssl=context), self.connect_timeout)
+                loop.create_connection(lambda: self, target.host, target.port, ssl=context), self.connect_timeout)
             await asyncio.wait_for(asyncio.shield(self._handshake), self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
+            self._handshake.cancel()  # nobody will wait for it any more
             self._abort()
             raise AgentUnreachable(f"{self.url}: {exc or 'timed out'}") from None
         for message in self.dialect.opening():
@@ -66,16 +75,16 @@ class WebSocketLink(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)  # type: ignore[attr-defined]
-        self._ws.send_request(self._ws.connect())
-        self._flush()
+        assert self._ws is not None  # open() made it before connecting
+        transport.write(self._ws.handshake())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        self._ws.receive_data(data)
-        self._process()
+        assert self._ws is not None
+        self._process(self._ws.receive(data))
 
     def eof_received(self) -> bool | None:
-        self._ws.receive_eof()
-        self._process()
+        assert self._ws is not None
+        self._process(self._ws.receive_eof())
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -83,28 +92,23 @@ class WebSocketLink(asyncio.Protocol):
 
     # --- inbound --------------------------------------------------------------------------------
 
-    def _process(self) -> None:
-        for event in self._ws.events_received():
-            if isinstance(event, Response):
-                self._handshake_done()
-                continue
-            if event.opcode is Opcode.TEXT:
-                self._deliver(event.data.decode("utf-8", "replace"))
-            elif event.opcode is Opcode.BINARY:
-                self._deliver(bytes(event.data))
-            elif event.opcode is Opcode.CLOSE:
-                self._finish("agent closed the WebSocket")
-        self._flush()  # pongs and close replies
-        if self._ws.close_expected() and self._transport is not None:
-            self._transport.close()
-
-    def _handshake_done(self) -> None:
-        if self._handshake is None or self._handshake.done():
-            return
-        if self._ws.handshake_exc is not None:
-            self._handshake.set_exception(OSError(f"handshake refused: {self._ws.handshake_exc}"))
-        else:
-            self._handshake.set_result(None)
+    def _process(self, events: list) -> None:
+        for event in events:
+            if type(event) is Message:
+                self._deliver(event.data.decode("utf-8", "replace") if event.text else event.data)
+            elif type(event) is Opened:
+                if self._handshake is not None and not self._handshake.done():
+                    self._handshake.set_result(None)
+            elif type(event) is Closed:
+                self._flush()  # our answer to the agent's close, or the close we failed the connection with
+                if event.refused:
+                    self._finish(event.reason)
+                else:
+                    self._finish(f"agent closed the WebSocket ({event.code}{' ' + event.reason if event.reason else ''})")
+                if self._transport is not None:
+                    self._transport.close()
+                return
+        self._flush()  # pongs
 
     def _deliver(self, message: str | bytes) -> None:
         try:
@@ -144,30 +148,25 @@ class WebSocketLink(asyncio.Protocol):
         for message in self.dialect.closing():
             self._send(message)
         self._closing = True
-        if self._ws.state is State.OPEN:
-            self._ws.send_close()
-            self._flush()
-        if self._transport is not None:
-            asyncio.get_running_loop().call_later(2.0, self._abort)  # if the agent never answers the close
+        data = self._ws.close() if self._ws is not None else b""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if data:
+                transport.write(data)
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, self._abort)  # if the agent never answers
 
     def _send(self, message: str | bytes) -> None:
-        if self._closing or self._ws.state is not State.OPEN:
+        transport, ws = self._transport, self._ws
+        if self._closing or ws is None or ws.state is not State.OPEN or transport is None or transport.is_closing():
             return
-        if isinstance(message, str):
-            self._ws.send_text(message.encode())
-        else:
-            self._ws.send_binary(message)
-        self._flush()
+        transport.write(ws.text(message.encode()) if isinstance(message, str) else ws.binary(message))
 
     def _flush(self) -> None:
         transport = self._transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._ws is None:
             return
         for data in self._ws.data_to_send():
-            if data:
-                transport.write(data)
-            elif transport.can_write_eof():  # websockets asks for a half-close after its close frame
-                transport.write_eof()
+            transport.write(data)
 
     def _abort(self) -> None:
         if self._transport is not None:
