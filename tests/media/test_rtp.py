@@ -5,7 +5,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trunkline.media.errors import MediaError, RtpError
-from trunkline.media.rtp import RtpExtension, RtpPacket, RtpSender, build_rtp, is_rtcp, parse_rtp
+from trunkline.media.rtp import (
+    RtpExtension,
+    RtpPacket,
+    RtpSender,
+    build_rtp,
+    is_rtcp,
+    parse_rtp,
+    parse_rtp_fields,
+)
 
 
 def test_parse_known_bytes():
@@ -51,7 +59,10 @@ def test_round_trip_with_csrc_extension_and_padding():
 )
 def test_round_trip_property(pt, seq, ts, ssrc, payload, marker, csrcs, padding):
     packet = RtpPacket(pt, seq, ts, ssrc, payload, marker, csrcs, None, padding)
-    assert parse_rtp(build_rtp(packet)) == packet
+    data = build_rtp(packet)
+    assert parse_rtp(data) == packet
+    # The receive path's shortcut agrees with the full parser on every packet, plain or not.
+    assert parse_rtp_fields(data) == (pt, seq, ts, ssrc, payload)
 
 
 @pytest.mark.parametrize(
@@ -69,6 +80,8 @@ def test_round_trip_property(pt, seq, ts, ssrc, payload, marker, csrcs, padding)
 def test_malformed_packets_raise(data):
     with pytest.raises(RtpError):
         parse_rtp(data)
+    with pytest.raises(RtpError):
+        parse_rtp_fields(data)
     assert issubclass(RtpError, MediaError) and issubclass(RtpError, ValueError)
 
 

@@ -95,6 +95,18 @@ def test_stream_queue_rechunks_arbitrary_chunks():
     assert not q.finished
 
 
+def test_stream_queue_whole_frames_keep_their_order_around_a_partial_one():
+    q = StreamQueue(max_frames=3)
+    audio = numbered(6)
+    q.push(audio[:320])  # whole frames, the usual case
+    q.push(audio[320:480])  # half a frame...
+    q.push(audio[480:800])  # ...then 320 bytes that straddle frames 1 and 2
+    q.push(audio[800:1120])
+    q.push(audio[1120:1920])
+    assert q.dropped_frames == 3  # six frames into a queue of three: the oldest went
+    assert [sample(q.read()) for _ in range(3)] == [3, 4, 5]
+
+
 def test_stream_queue_keeps_a_partial_frame_until_flushed():
     q = StreamQueue()
     q.push(frame_of(5)[:200])

@@ -238,9 +238,10 @@ class ReorderBuffer:
     moment it arrives (:meth:`push` returns it), so the consumer sees the network's timing with no
     buffering delay and no wait for the media clock. A packet that arrives ahead of a missing one
     waits until the missing one is overdue, i.e. ``wait_ms`` past when the stream's own pace says it
-    should have come (three times the measured interarrival jitter, at least half a frame, at most
-    ``max_wait_ms``); then the gap is handed over as ``None`` (a lost frame) and the waiting audio
-    follows. While nothing arrives at all (silence suppression, hold, a dead peer), :meth:`tick`
+    should have come (three times :attr:`jitter`, at least half a frame, at most ``max_wait_ms``);
+    then the gap is handed over as ``None`` (a lost frame) and the waiting audio follows. The owner
+    keeps :attr:`jitter` current with the RFC 3550 interarrival jitter its receive statistics
+    already compute, rather than this buffer computing it a second time per packet. While nothing arrives at all (silence suppression, hold, a dead peer), :meth:`tick`
     hands over one ``None`` per clock tick, so the consumer still gets 50 frames a second; a late
     packet is then still delivered, a frame late, rather than lost.
     """
@@ -256,15 +257,14 @@ class ReorderBuffer:
         "concealed",
         "idle_frames",
         "resyncs",
+        "jitter",
         "_held",
         "_next",
         "_highest",
         "_anchor_time",
         "_anchor_ext",
-        "_prev_arrival",
-        "_prev_timestamp",
-        "_jitter",
         "_covered",
+        "_fresh",
     )
 
     def __init__(self, *, clock_rate: int = 8000, frame_ms: int = 20, max_wait_ms: int = 200) -> None:
@@ -282,6 +282,8 @@ class ReorderBuffer:
         self.idle_frames = 0
         """Ticks filled with ``None`` because nothing arrived at all."""
         self.resyncs = 0
+        self.jitter = 0.0
+        """Interarrival jitter of the stream, in seconds."""
         self._clear()
 
     def _clear(self) -> None:
@@ -290,10 +292,8 @@ class ReorderBuffer:
         self._highest: int | None = None
         self._anchor_time = 0.0
         self._anchor_ext = 0
-        self._prev_arrival: float | None = None
-        self._prev_timestamp = 0
-        self._jitter = 0.0
         self._covered = 0
+        self._fresh = False  # handed something over since the last tick
 
     def reset(self) -> None:
         """Forget the stream (new SSRC, re-INVITE); counters are kept."""
@@ -305,9 +305,9 @@ class ReorderBuffer:
     @property
     def wait_ms(self) -> float:
         """How long past its due time a missing frame is waited for."""
-        return min(float(self.max_wait_ms), max(self.frame_ms / 2, 3000.0 * self._jitter))
+        return min(float(self.max_wait_ms), max(self.frame_ms / 2, 3000.0 * self.jitter))
 
-    def push(self, seq: int, timestamp: int, payload: bytes, now: float) -> list[bytes | None]:
+    def push(self, seq: int, payload: bytes, now: float) -> list[bytes | None]:
         """Offer an arriving packet; returns the frames that can be handed over now, in order."""
         highest = self._highest
         ext = seq if highest is None else highest + ((seq - highest + _SEQ_HALF) % _SEQ_MOD) - _SEQ_HALF
@@ -326,7 +326,6 @@ class ReorderBuffer:
             self.duplicates += 1
             return []
         self.received += 1
-        self._observe(timestamp, now)
         self._held[ext] = payload
         if highest is None or ext > highest:
             self._highest = ext
@@ -340,6 +339,9 @@ class ReorderBuffer:
         """The clock's turn: gaps that have become overdue, or one ``None`` if the stream is silent."""
         if self._held:
             return self._release(now)
+        if self._fresh:  # the stream is flowing: its next frame cannot be overdue yet
+            self._fresh = False
+            return []
         if self._next is None or now >= self._due(self._next):
             self.idle_frames += 1
             self._covered += 1
@@ -377,17 +379,6 @@ class ReorderBuffer:
                 break
             nxt += 1
         self._next = nxt
+        if out:
+            self._fresh = True
         return out
-
-    def _observe(self, timestamp: int, now: float) -> None:
-        """RFC 3550 interarrival jitter, in seconds, over packets in arrival order."""
-        prev = self._prev_arrival
-        if prev is not None:
-            step = (timestamp - self._prev_timestamp) % _TS_MOD
-            if step >= _TS_HALF:
-                step -= _TS_MOD
-            # Capped like JitterBuffer's: a one-off step (a jump, a restart) must not set the wait for seconds.
-            deviation = min(abs((now - prev) - step / self.clock_rate), self.max_wait_ms / 1000.0)
-            self._jitter += (deviation - self._jitter) / 16.0
-        self._prev_arrival = now
-        self._prev_timestamp = timestamp

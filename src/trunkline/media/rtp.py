@@ -99,6 +99,21 @@ def parse_rtp(data: bytes) -> RtpPacket:
     )
 
 
+_PLAIN_TAIL = struct.Struct("!BHII")  # the header after its first octet
+
+
+def parse_rtp_fields(data: bytes) -> tuple[int, int, int, int, bytes]:
+    """``(payload_type, sequence, timestamp, ssrc, payload)`` for the receive path, which needs no
+    more. A plain packet (version 2, no CSRC, extension or padding: nearly every one) is unpacked
+    without building an :class:`RtpPacket`; anything else goes through :func:`parse_rtp`, so the
+    rules are the same. Raises :class:`RtpError`."""
+    if data[:1] == b"\x80" and len(data) > _HEADER.size:
+        second, sequence, timestamp, ssrc = _PLAIN_TAIL.unpack_from(data, 1)
+        return second & 0x7F, sequence, timestamp, ssrc, data[_HEADER.size :]
+    packet = parse_rtp(data)
+    return packet.payload_type, packet.sequence, packet.timestamp, packet.ssrc, packet.payload
+
+
 def build_rtp(packet: RtpPacket) -> bytes:
     """Serialise a packet; raises :class:`RtpError` if a field cannot be represented."""
     if not 0 <= packet.payload_type <= 127:

@@ -46,7 +46,7 @@ from trunkline.media.rtcp import (
     parse_rtcp,
     round_trip_time,
 )
-from trunkline.media.rtp import RtpSender, is_rtcp, parse_rtp
+from trunkline.media.rtp import RtpSender, is_rtcp, parse_rtp_fields
 from trunkline.media.sdp import NegotiatedMedia
 from trunkline.media.stats import MediaStatsSnapshot, ReceiveStatistics, snapshot
 from trunkline.media_engine.clock import MediaClock
@@ -351,7 +351,7 @@ class MediaSession:
         block this, its slot counts as past (see :meth:`MediaClock.slot_at`)."""
         if self._negotiated is None or self._closing:
             return
-        slot = self._clock.slot_at(self._loop.time())
+        slot = self._clock.slot_at(self._loop.time(), self)
         if slot <= self._sent_slot:
             return
         self._sent_slot = slot
@@ -464,22 +464,20 @@ class MediaSession:
             self.ignored += 1
             return
         try:
-            packet = parse_rtp(data)
+            pt, sequence, timestamp, ssrc, payload = parse_rtp_fields(data)
         except RtpError:
             self.malformed += 1
             return
-        pt = packet.payload_type
         if pt == self._audio_pt:
-            valid = len(packet.payload) > 0
+            valid = len(payload) > 0
         elif pt == self._event_pt:
-            valid = len(packet.payload) >= _EVENT_PAYLOAD_BYTES
+            valid = len(payload) >= _EVENT_PAYLOAD_BYTES
         else:
             self.ignored += 1
             return
         if not valid:  # checked before latching: a junk packet must not steer our stream
             self.malformed += 1
             return
-        ssrc = packet.ssrc
         if addr != self._remote:
             if self._latched and ssrc != self._remote_ssrc:
                 self.ignored += 1
@@ -493,7 +491,7 @@ class MediaSession:
         rx = self._rx
         assert rx is not None
         now = self._loop.time()
-        rx.on_packet(packet.sequence, packet.timestamp, len(packet.payload), now)
+        rx.on_packet(sequence, timestamp, len(payload), now)
         if not self._may_receive:
             return
         if pt == self._audio_pt:
@@ -503,14 +501,16 @@ class MediaSession:
             if consumer is None:
                 return
             if self._on_arrival:
+                reorder = self._reorder
+                reorder.jitter = rx.jitter / self._codec.clock_rate
                 decode = self._codec.decode
-                for payload in self._reorder.push(packet.sequence, packet.timestamp, packet.payload, now):
-                    consumer(decode(payload) if payload is not None else None)
+                for frame in reorder.push(sequence, payload, now):
+                    consumer(decode(frame) if frame is not None else None)
             else:
-                self._jitter.push(packet.sequence, packet.timestamp, packet.payload, now)
+                self._jitter.push(sequence, timestamp, payload, now)
             return
         try:
-            digits = self._dtmf_rx.feed(packet.timestamp, packet.payload, now)
+            digits = self._dtmf_rx.feed(timestamp, payload, now)
         except MediaError:
             self.malformed += 1
             return

@@ -172,6 +172,12 @@ class StreamQueue:
 
     def push(self, pcm: bytes) -> None:
         partial = self._partial
+        if not partial and len(pcm) == FRAME_BYTES:  # an agent streaming 20 ms chunks: no re-chunking
+            self._items.append(pcm)
+            self._frames += 1
+            if self._frames > self.max_frames:
+                self._drop_oldest(self._frames - self.max_frames)
+            return
         partial += pcm
         whole = len(partial) - len(partial) % FRAME_BYTES
         if not whole:
