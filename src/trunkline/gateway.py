@@ -51,7 +51,8 @@ class Gateway:
         self.client_audio = ClientAudioHub(self.events.subscribers)
         self.quic_agents = QuicAgentPool(verify=str(media.agent_ca_file) if media.agent_ca_file else True)
         self.sip = SipEndpoint(config.sip.listen.host, config.sip.listen.port)
-        self.media_clock = MediaClock()
+        # Four phases 5 ms apart: calls' RTP leaves in four smaller bursts (MediaClock says why).
+        self.media_clock = MediaClock(phases=4)
         self.telephony = SipTelephony(
             self.sip, self.media_clock, RtpPortPool(media.bind, media.rtp_port_min, media.rtp_port_max),
             AudioLibrary(hold_music=media.hold_music), client_audio=self.client_audio,

@@ -178,19 +178,52 @@ def test_slots_number_ticks_and_work_done_ahead_of_a_late_tick_belongs_to_the_ne
     seen: list[int] = []
     p = Recorder("a", [], lambda: seen.append(clock.slot))
     clock.add(p)
-    assert clock.slot_at(0.005) == clock.slot  # before the first deadline: the first tick's slot
+    assert clock.slot_at(0.005, p) == clock.slot  # before the first deadline: the first tick's slot
     loop.run_next()
     loop.run_next()
     assert seen == [seen[0], seen[0] + 1]
     nxt = clock.slot  # due at 0.06
-    assert clock.slot_at(0.05) == nxt
-    assert clock.slot_at(0.065) == nxt + 1  # its tick is late: that slot is past
+    assert clock.slot_at(0.05, p) == nxt
+    assert clock.slot_at(0.065, p) == nxt + 1  # its tick is late: that slot is past
     # Across an idle period numbering carries on, so a slot handed out before is never reused.
     clock.remove(p)
     loop.now = 5.0
     clock.add(p)
     loop.run_next()
     assert seen[-1] >= nxt and loop.scheduled[-2] == pytest.approx(5.02)
+
+
+def test_phases_spread_participants_across_the_interval_and_each_ticks_once_per_interval():
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02, phases=4)
+    log: list[tuple[str, float]] = []
+    recorders = [Recorder(name, log) for name in "abcdef"]
+    for recorder in recorders:
+        clock.add(recorder)
+    for _ in range(8):  # two intervals' worth of firings
+        loop.run_next()
+    assert clock.ticks == 2
+    assert sorted(n for n, _ in log) == sorted("abcdef" * 2)
+    # a, e share the first phase; b, f the second; c and d have one each: firings 5 ms apart.
+    assert [n for n, _ in log[:6]] == ["a", "e", "b", "f", "c", "d"]
+    assert loop.scheduled[:5] == pytest.approx([0.005, 0.010, 0.015, 0.020, 0.025])
+    per_name = {name: [t for n, t in log if n == name] for name in "abcdef"}
+    assert all(times[1] - times[0] == pytest.approx(0.02) for times in per_name.values())
+
+
+def test_empty_phases_cost_no_wake_ups_and_a_slot_is_per_phase():
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02, phases=4)
+    early, late = Recorder("early", []), Recorder("late", [])
+    clock.add(early)
+    clock.add(late)
+    clock.remove(early)  # phase 0 empties: only phase 1 fires, once per interval
+    for _ in range(3):
+        loop.run_next()
+    assert loop.scheduled == pytest.approx([0.005, 0.010, 0.030, 0.050])
+    assert clock.ticks == 2  # late ticked at 0.010 and 0.030; the 0.005 firing was already due
+    assert clock.slot_at(0.045, late) == clock.slot  # its 0.050 tick is still ahead
+    assert clock.slot_at(0.055, late) == clock.slot + 1  # that tick is late: work now is for 0.070
 
 
 def test_lateness_recorder_percentiles_and_ring():

@@ -2,11 +2,15 @@
 
 Caller audio goes to the agent frame by frame as its packets arrive (the session delivers on
 arrival, in sequence; the clock only fills gaps); agent audio goes through one bounded
-:class:`StreamQueue` that the session plays, so it is paced at 20 ms and never bursts to the
-carrier; overflow drops the oldest audio. A frame that finds the queue empty (the agent streams in
-real time, or starts to speak) is sent at once in place of the next tick's, so it does not wait up
-to a frame for the clock; the packet rate stays one per tick. ``clear`` empties the queue and puts
-silence on the wire at once. With ``auto_barge_in`` a VAD watches the caller while
+:class:`StreamQueue` that the session plays on the clock, so it is paced at 20 ms and never bursts
+to the carrier; overflow drops the oldest audio. ``clear`` empties the queue and puts silence on
+the wire at once.
+
+Agent audio is deliberately not sent on arrival, even into an empty queue, though that would save
+up to a frame: measured with bench/ai.py, carrier and agent then drive each other's timing through
+the gateway instead of its clock, the per-call work stops being phase-locked to the tick, and at
+200 calls the clock ran 20 ms late at p99 and queues gained a frame at every late tick (a queue
+fed and drained at the same rate never gives it back). With ``auto_barge_in`` a VAD watches the caller while
 the agent talks and clears the queue after ``barge_in_patience_ms`` of speech; with it off there is
 no VAD cost at all.
 """
@@ -108,11 +112,7 @@ class AgentBridge:
 
     def _on_agent_event(self, event: AgentEvent) -> None:
         if isinstance(event, AgentAudio):
-            queue = self.queue
-            idle = not queue.queued_frames
-            queue.push(event.pcm)
-            if idle and queue.queued_frames:
-                self.media.send_next_frame_now()
+            self.queue.push(event.pcm)
         elif isinstance(event, AgentMark):
             self.queue.push_mark(event.name)
         elif isinstance(event, AgentClear):
