@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from tests.conftest import client_for
 from trunkline.enums import EventType
+from trunkline.media.g711 import pcmu_encode
 from trunkline.sdk import CallEvent, Client
 
 
@@ -67,8 +68,9 @@ async def watched_client(gateway):
 class RtpTap(asyncio.DatagramProtocol):
     """A relay between Trunkline and a SIPp RTP echo (whose SDP names the tap): records what Trunkline
     sends to the carrier, with arrival times, and can hold back the echo (a caller who is silent),
-    drop every ``drop_every``-th packet on the way out, and delay echoes by a seeded random choice
-    of ``echo_delays`` (seconds), so statistics have a network to measure."""
+    put ``voice`` (an audio source, e.g. a Tone) in the echo's place (a caller who speaks), drop
+    every ``drop_every``-th packet on the way out, and delay echoes by a seeded random choice of
+    ``echo_delays`` (seconds), so statistics have a network to measure."""
 
     def __init__(self, echo_port: int, drop_every: int = 0, echo_delays: tuple[float, ...] = ()) -> None:
         self.echo = ("127.0.0.1", echo_port)
@@ -76,6 +78,7 @@ class RtpTap(asyncio.DatagramProtocol):
         self.sent: list[tuple[float, bytes]] = []  # (loop time, RTP payload) from Trunkline
         self.events: list[bytes] = []  # RTP payloads of any other type from Trunkline (RFC 4733 key presses)
         self.pass_echo = True
+        self.voice = None
         self.drop_every = drop_every
         self.echo_delays = echo_delays
         self.rng = random.Random(7)
@@ -86,6 +89,8 @@ class RtpTap(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         if addr == self.echo:
             if self.gateway is not None and self.pass_echo:
+                if self.voice is not None and len(data) == 12 + 160 and data[1] & 0x7F == 0:
+                    data = data[:12] + pcmu_encode(self.voice.read())
                 delay = self.rng.choice(self.echo_delays) if self.echo_delays else 0
                 if delay:
                     asyncio.get_running_loop().call_later(delay, self.transport.sendto, data, self.gateway)

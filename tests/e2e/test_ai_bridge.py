@@ -22,6 +22,7 @@ from trunkline.enums import DialplanAction
 from trunkline.media.dtmf import ToneDetector
 from trunkline.media._audioop import audioop
 from trunkline.media.g711 import pcmu_decode, pcmu_encode
+from trunkline.media_engine.sources import Tone
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (apt: sip-tester)")
 
@@ -251,11 +252,17 @@ async def test_quic_reference_agent_over_webtransport(start_gateway, peers, tmp_
         client, watch = await watched_client(gateway)
         call = await client.dial(TO, trunk_id="carrier", default_app=AI, ai_quic_url=agent.url)
         await watch.until(call.call_sid, "ANSWERED")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
+        spoke_at = asyncio.get_running_loop().time()
+        tap.voice = Tone(700.0)  # the caller says a tone; the agent echoes it back to the caller
+        await asyncio.sleep(1.5)
         session = agent.sessions[0]
         job = agent.jobs[0]
         assert job.assign.call_sid == call.call_sid
         assert job.frames_echoed > 20  # caller audio reached the agent as datagrams and went back
+        detector = ToneDetector(700.0)
+        heard = [detector.detect(pcmu_decode(p)) for at, p in tap.sent if at > spoke_at and len(p) == 160]
+        assert sum(heard) > 40, (sum(heard), len(heard))  # the echoed tone, through PCM16 datagrams
         await client.terminate(call.call_sid)
         hangup = await watch.hangup(call.call_sid)
         transport.close()
