@@ -170,11 +170,31 @@ def test_park_buckets_and_bucket_actions(world):
     assert telephony.legs[0].playing[-1] == Announcement("/a.wav")
     a.leg_playback_finished()
     assert telephony.legs[0].playing[-1] == Silence() and service.bucket_calls("t", "vip") == [a.sid]
-    assert service.bucket_action("t", "vip", 1) == 0  # AI bridging arrives later: nothing counted
+    assert service.bucket_action("t", "vip", 1) == 0  # no AI stream or agent configured: stays parked
     assert service.bucket_action("t", "default", 0) == 1
     assert telephony.legs[1].hangups == 1
     with pytest.raises(CallError):
         service.bucket_action("t", "default", 7)
+
+
+def test_bucket_action_1_bridges_each_parked_call_to_its_ai_stream_and_leaves_the_rest(world):
+    service, telephony, *_ = world
+    by_url = dial(service, default_app_args="q", ai_websocket_url="ws://bot.example/a")
+    by_key = dial(service, default_app_args="q", agent_config_key="sales")
+    plain = dial(service, default_app_args="q")
+    for leg in telephony.legs:
+        leg.answer()
+    assert service.bucket_action("t", "q", 1) == 2
+    assert service.bucket_calls("t", "q") == [plain.sid]
+    url_spec, info = telephony.legs[0].agent
+    assert (url_spec.kind, url_spec.url, info.call_sid) == ("websocket", "ws://bot.example/a", by_url.sid)
+    key_spec, _ = telephony.legs[1].agent
+    assert (key_spec.url, key_spec.dialect, key_spec.sample_rate) == ("wss://bots.example/sales", "pcm16", 16000)
+    assert telephony.legs[2].agent is None
+    assert by_key.app.action is DialplanAction.AI_BIDIRECTIONAL_STREAM
+    with pytest.raises(CallError) as err:
+        dial(service, agent_config_key="nobody")
+    assert err.value.code == ErrorCode.ERR_VALIDATION_FAILED
 
 
 def test_unpark_and_bridge_then_the_survivor_returns_to_park(world):

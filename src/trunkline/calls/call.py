@@ -51,6 +51,7 @@ class CallRequest:
     ai_quic_url: str = ""
     auto_barge_in: bool = False
     barge_in_patience_ms: int = 0
+    agent_config_key: str = ""  # the [[agents]] entry for AI streams whose app args say nothing else
     traceparent: str = ""
 
 

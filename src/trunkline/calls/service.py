@@ -89,6 +89,8 @@ class CallService:
         if (request.default_app is DialplanAction.AI_BIDIRECTIONAL_STREAM and request.default_app_args
                 and request.default_app_args not in self.agents and not (request.ai_websocket_url or request.ai_quic_url)):
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"unknown agent {request.default_app_args!r}")
+        if request.agent_config_key and request.agent_config_key not in self.agents:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"unknown agent_config_key {request.agent_config_key!r}")
         if request.max_duration_ms < 0 or request.barge_in_patience_ms < 0:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "durations must not be negative")
         if request.default_app is DialplanAction.PLAYBACK and not request.default_app_args:
@@ -128,8 +130,11 @@ class CallService:
 
     def agent_spec(self, call: Call, args: str) -> AgentSpec | None:
         """Where the call's AI stream goes: the request's URLs, else the configured agent named by
-        ``args``, else the SDK client that placed it; None when there is nothing to bridge to."""
+        ``args`` (or by the request's ``agent_config_key``), else the SDK client that placed it;
+        None when there is nothing to bridge to."""
         request = call.request
+        if args not in self.agents:
+            args = request.agent_config_key or args
         agent = self.agents.get(args)
         common = {"agent_id": args, "client_id": request.client_id, "auto_barge_in": request.auto_barge_in,
                   "barge_in_patience_ms": request.barge_in_patience_ms}
@@ -212,7 +217,12 @@ class CallService:
                 call.terminate()
             return len(calls)
         if action == 1:
-            return 0  # unpark-and-bridge to the call's AI stream comes with the AI bridge; calls stay parked
+            bridged = 0
+            for call in calls:
+                if self.agent_spec(call, "") is not None:
+                    call.enter(App(DialplanAction.AI_BIDIRECTIONAL_STREAM))
+                    bridged += 1
+            return bridged
         if action == 2:
             announcement = Announcement(self.announcements.get(bucket_id, ""))
             for call in calls:

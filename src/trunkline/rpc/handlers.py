@@ -98,7 +98,7 @@ class RpcHandlers:
             max_duration_ms=req.max_duration_ms, client_id=req.client_id,
             ai_websocket_url=req.ai_websocket_url, ai_quic_url=req.ai_quic_url,
             auto_barge_in=req.auto_barge_in, barge_in_patience_ms=req.barge_in_patience_ms,
-            traceparent=req.traceparent,
+            agent_config_key=req.agent_config_key, traceparent=req.traceparent,
         )
         return d.OriginateResponse(call_sid=call.sid, status=_queued_status(call), timestamp_ms=self._now_ms())
 
