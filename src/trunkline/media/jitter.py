@@ -241,13 +241,14 @@ class ReorderBuffer:
     should have come (three times :attr:`jitter`, at least half a frame, at most ``max_wait_ms``);
     then the gap is handed over as ``None`` (a lost frame) and the waiting audio follows. The owner
     keeps :attr:`jitter` current with the RFC 3550 interarrival jitter its receive statistics
-    already compute, rather than this buffer computing it a second time per packet. While nothing arrives at all (silence suppression, hold, a dead peer), :meth:`tick`
-    hands over one ``None`` per clock tick, so the consumer still gets 50 frames a second; a late
-    packet is then still delivered, a frame late, rather than lost.
+    already compute, rather than this buffer computing it a second time per packet.
+
+    While nothing arrives at all (silence suppression, hold, a dead peer), :meth:`tick` hands over
+    one ``None`` per clock tick, so the consumer still gets 50 frames a second; a late packet is then
+    still delivered, a frame late, rather than lost.
     """
 
     __slots__ = (
-        "clock_rate",
         "frame_ms",
         "max_wait_ms",
         "received",
@@ -267,10 +268,9 @@ class ReorderBuffer:
         "_fresh",
     )
 
-    def __init__(self, *, clock_rate: int = 8000, frame_ms: int = 20, max_wait_ms: int = 200) -> None:
+    def __init__(self, *, frame_ms: int = 20, max_wait_ms: int = 200) -> None:
         if max_wait_ms < frame_ms // 2:
             raise ValueError("max_wait_ms must be at least half a frame")
-        self.clock_rate = clock_rate
         self.frame_ms = frame_ms
         self.max_wait_ms = max_wait_ms
         self.received = 0
