@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,12 @@ def client_for(gateway: Gateway, **kwargs: Any) -> Client:
 async def client(gateway: Gateway):
     async with client_for(gateway) as c:
         yield c
+
+
+async def wait_until(condition: Callable[[], bool], what: str = "the condition", timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; the timeout only keeps a broken peer from hanging the test."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.01)

@@ -16,6 +16,7 @@ from http import HTTPStatus
 import pytest
 from websockets.asyncio.server import serve
 
+from tests.conftest import wait_until
 from tests.e2e.calls import carrier, tapped_carrier, watched_client
 from tests.peers.sipp import uas
 from trunkline.enums import DialplanAction
@@ -255,14 +256,17 @@ async def test_quic_reference_agent_over_webtransport(start_gateway, peers, tmp_
         await asyncio.sleep(0.5)
         spoke_at = asyncio.get_running_loop().time()
         tap.voice = Tone(700.0)  # the caller says a tone; the agent echoes it back to the caller
-        await asyncio.sleep(1.5)
+        detector = ToneDetector(700.0)
+
+        def tone_frames_back() -> int:
+            return sum(detector.detect(pcmu_decode(p)) for at, p in tap.sent if at > spoke_at and len(p) == 160)
+
+        # the echoed tone, through PCM16 datagrams: 40 frames of it came back to the caller
+        await wait_until(lambda: tone_frames_back() > 40, "the tone echoed by the QUIC agent")
         session = agent.sessions[0]
         job = agent.jobs[0]
         assert job.assign.call_sid == call.call_sid
         assert job.frames_echoed > 20  # caller audio reached the agent as datagrams and went back
-        detector = ToneDetector(700.0)
-        heard = [detector.detect(pcmu_decode(p)) for at, p in tap.sent if at > spoke_at and len(p) == 160]
-        assert sum(heard) > 40, (sum(heard), len(heard))  # the echoed tone, through PCM16 datagrams
         await client.terminate(call.call_sid)
         hangup = await watch.hangup(call.call_sid)
         transport.close()

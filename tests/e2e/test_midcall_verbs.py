@@ -4,13 +4,13 @@ an AI agent's own transfer."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 
 import pytest
 from websockets.asyncio.server import serve
 
+from tests.conftest import wait_until
 from tests.e2e.calls import carrier, tapped_carrier, watched_client
 from tests.peers.sipp import parse_message_trace, uas
 from trunkline.enums import DialplanAction, EventType
@@ -24,15 +24,6 @@ pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not i
 TO = "+15551234567"
 FROM = "+15550001111"
 PCMU_SILENCE = 0xFF
-
-
-async def eventually(condition, what: str, limit_s: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; the limit only keeps a broken gateway from hanging the test."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not condition():
-        assert loop.time() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def sipp_trace(sipp) -> list:
@@ -91,7 +82,7 @@ async def test_a_failed_transfer_leaves_the_call_up_in_its_app(start_gateway, pe
     await client.transfer(sid, "sip:desk@example.com")
     call = gateway.calls.find("local", sid)
     assert call.transferring_to == "sip:desk@example.com"
-    await eventually(lambda: not call.transferring_to, "the transfer's outcome")
+    await wait_until(lambda: not call.transferring_to, "the transfer's outcome")
     assert call.transferred_to == "" and watch.statuses(sid) == ["INITIATED", "ANSWERED"]
     assert gateway.calls.bucket_calls("local", "default") == [sid]  # still parked, as before
     await client.terminate(sid)
@@ -164,7 +155,7 @@ async def test_the_agents_transfer_event_sends_refer_and_a_200_sipfrag_ends_the_
         call = await client.dial(TO, trunk_id="carrier", default_app=DialplanAction.AI_BIDIRECTIONAL_STREAM,
                                  ai_websocket_url=url)
         hangup = await watch.hangup(call.call_sid)
-        await eventually(lambda: "stop" in bot.received, "the agent's stop")
+        await wait_until(lambda: "stop" in bot.received, "the agent's stop")
     assert (hangup.status, hangup.q850_cause) == ("COMPLETED", 16)
     assert gateway.calls.find("local", call.call_sid, include_ended=True).transferred_to == bot.to
     result = await sipp.await_result(timeout=10)
@@ -206,17 +197,17 @@ async def test_holding_one_side_of_a_bridge_plays_music_on_hold_to_the_other(sta
     held = await client.dial(TO, trunk_id="carrier", default_app=DialplanAction.UNPARK_AND_BRIDGE,
                              default_app_args=other.call_sid)
     await watch.until(held.call_sid, "ANSWERED")
-    await eventually(lambda: gateway.calls.find("local", held.call_sid).partner is not None, "the bridge")
+    await wait_until(lambda: gateway.calls.find("local", held.call_sid).partner is not None, "the bridge")
     bridged_from = len(tap.sent)
-    await eventually(lambda: len(tap.sent) >= bridged_from + 25, "bridged frames")
+    await wait_until(lambda: len(tap.sent) >= bridged_from + 25, "bridged frames")
     await client.hold(held.call_sid)
     await watch.first(held.call_sid, lambda e: e.event_type == EventType.CHANNEL_HOLD)
     on_hold_from = len(tap.sent) + 2
-    await eventually(lambda: len(tap.sent) >= on_hold_from + 50, "frames on hold")
+    await wait_until(lambda: len(tap.sent) >= on_hold_from + 50, "frames on hold")
     await client.unhold(held.call_sid)
     await watch.first(held.call_sid, lambda e: e.event_type == EventType.CHANNEL_RESUME)
     resumed_from = len(tap.sent) + 2
-    await eventually(lambda: len(tap.sent) >= resumed_from + 25, "frames after resume")
+    await wait_until(lambda: len(tap.sent) >= resumed_from + 25, "frames after resume")
     await client.terminate(held.call_sid)
     await watch.hangup(held.call_sid)
     await client.terminate(other.call_sid)
@@ -235,9 +226,9 @@ async def test_a_refused_hold_changes_nothing_and_a_later_mute_offers_only_itsel
         start_gateway, peers, "uas_reinvite_refused",
         scenario_vars={"FIRST": "sendonly", "SECOND": "recvonly", "SECOND_ANSWER": "sendonly"})
     await client.hold(sid)
-    await eventually(lambda: sipp_received(sipp, "ACK") == 2, "the refused hold")  # the 488's ACK
+    await wait_until(lambda: sipp_received(sipp, "ACK") == 2, "the refused hold")  # the 488's ACK
     await client.mute(sid, wire=True)  # not "inactive": the refused hold is not pending any more
-    await eventually(lambda: sipp_received(sipp, "ACK") == 3, "the mute re-INVITE")
+    await wait_until(lambda: sipp_received(sipp, "ACK") == 3, "the mute re-INVITE")
     await client.terminate(sid)
     await watch.hangup(sid)
     assert [e.event_type for e in watch.events[sid]] == [
@@ -251,9 +242,9 @@ async def test_wire_mute_re_invites_recvonly_and_unmute_sendrecv(start_gateway, 
     sipp, gateway, client, watch, sid = await answered_call(
         start_gateway, peers, "uas_reinvite_directions", scenario_vars=directions)
     await client.mute(sid, wire=True)
-    await eventually(lambda: sipp_received(sipp, "ACK") == 2, "the mute re-INVITE")  # ACKs: the call's, then each 200's
+    await wait_until(lambda: sipp_received(sipp, "ACK") == 2, "the mute re-INVITE")  # ACKs: the call's, then each 200's
     await client.unmute(sid, wire=True)
-    await eventually(lambda: sipp_received(sipp, "ACK") == 3, "the unmute re-INVITE")
+    await wait_until(lambda: sipp_received(sipp, "ACK") == 3, "the unmute re-INVITE")
     await client.terminate(sid)
     await watch.hangup(sid)
     assert [e.event_type for e in watch.events[sid]][2:] == [EventType.CHANNEL_HANGUP_COMPLETE]  # mute is not hold
@@ -267,13 +258,13 @@ async def test_mute_sends_silence_and_unmute_the_app_audio_again(start_gateway, 
     client, watch = await watched_client(gateway)
     call = await client.dial(TO, trunk_id="carrier", default_app=DialplanAction.MUSIC_ON_HOLD)
     await watch.until(call.call_sid, "ANSWERED")
-    await eventually(lambda: len(tap.sent) >= 25, "hold music")
+    await wait_until(lambda: len(tap.sent) >= 25, "hold music")
     await client.mute(call.call_sid)
     muted_from = len(tap.sent) + 2  # a frame or two may still be on its way
-    await eventually(lambda: len(tap.sent) >= muted_from + 50, "muted frames")
+    await wait_until(lambda: len(tap.sent) >= muted_from + 50, "muted frames")
     await client.unmute(call.call_sid)
     unmuted_from = len(tap.sent) + 2
-    await eventually(lambda: len(tap.sent) >= unmuted_from + 50, "unmuted frames")
+    await wait_until(lambda: len(tap.sent) >= unmuted_from + 50, "unmuted frames")
     await client.terminate(call.call_sid)
     await watch.hangup(call.call_sid)
     transport.close()
@@ -289,7 +280,7 @@ async def test_mute_sends_silence_and_unmute_the_app_audio_again(start_gateway, 
 async def test_send_dtmf_as_sip_info(start_gateway, peers):
     sipp, gateway, client, watch, sid = await answered_call(start_gateway, peers, "uas_answer_info")
     await client.send_dtmf(sid, "5", mode="info", duration_ms=160)
-    await eventually(lambda: any(m.direction == "sent" and m.cseq_method == "INFO" for m in sipp_trace(sipp)),
+    await wait_until(lambda: any(m.direction == "sent" and m.cseq_method == "INFO" for m in sipp_trace(sipp)),
                      "the INFO's answer")
     await client.terminate(sid)
     await watch.hangup(sid)
@@ -307,10 +298,10 @@ async def test_send_dtmf_as_rfc4733_events_and_as_inband_tones(start_gateway, pe
     call = await client.dial(TO, trunk_id="carrier", default_app=DialplanAction.PARK)
     await watch.until(call.call_sid, "ANSWERED")
     await client.send_dtmf(call.call_sid, "5", mode="rfc2833", duration_ms=200)
-    await eventually(lambda: any(decode_telephone_event(p).end for p in tap.events), "the key's end packet")
+    await wait_until(lambda: any(decode_telephone_event(p).end for p in tap.events), "the key's end packet")
     tones_from = len(tap.sent)
     await client.send_dtmf(call.call_sid, "9", mode="inband", duration_ms=400)
-    await eventually(lambda: len(tap.sent) >= tones_from + 40, "in-band frames")
+    await wait_until(lambda: len(tap.sent) >= tones_from + 40, "in-band frames")
     await client.terminate(call.call_sid)
     await watch.hangup(call.call_sid)
     transport.close()

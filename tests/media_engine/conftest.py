@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from tests.conftest import wait_until
 from trunkline.media.sdp import NegotiatedMedia
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
@@ -34,15 +34,6 @@ def negotiated(
         remote_direction="sendrecv",
         local_direction=local_direction,
     )
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll until ``predicate`` holds; the timeout only bounds a failing test."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 async def ticks(clock: MediaClock, count: int) -> None:
