@@ -173,10 +173,11 @@ def test_protocol_violations_close_with_the_rfc_code(pair, frame, code):
 
 def test_masking_keys_differ_and_the_server_unmasks_every_size(pair):
     client, server = pair
-    sizes = [0, 1, 3, 4, 5, 125, 126, 65535, 65536]
-    server.receive_data(b"".join(client.binary(bytes(range(256)) * (n // 256) + bytes(n % 256)) for n in sizes))
-    received = frames_received(server)
-    assert [len(f.data) for f in received] == sizes
+    # Twice each: the second frame of a size uses the cached repeated key; 20000+ bytes are not cached.
+    sizes = [0, 1, 3, 4, 5, 7, 125, 126, 301, 20001, 65535, 65536] * 2
+    payloads = [bytes(range(256)) * (n // 256) + bytes(range(n % 256)) for n in sizes]
+    server.receive_data(b"".join(client.binary(payload) for payload in payloads))
+    assert [f.data for f in frames_received(server)] == payloads
     masks = {client.binary(b"abcd")[2:6] for _ in range(64)}
     assert len(masks) > 60
 

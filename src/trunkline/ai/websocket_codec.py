@@ -29,7 +29,13 @@ _MAX_RESPONSE_HEAD = 16 * 1024
 _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _MEDIUM = struct.Struct("!H")
 _LARGE = struct.Struct("!Q")
+_HEAD_SMALL = struct.Struct("!BB4s")  # FIN+opcode, MASK+length < 126, masking key
+_HEAD_MEDIUM = struct.Struct("!BBH4s")
+_HEAD_LARGE = struct.Struct("!BBQ4s")
 _MASKS_PER_DRAW = 1024
+#: Payload sizes whose repeated-key multiplier is cached; audio messages come in a few sizes.
+_LANE_CACHE_LIMIT = 256
+_LANE_CACHE_MAX_BYTES = 16 * 1024
 
 
 class WebSocketError(ValueError):
@@ -74,8 +80,11 @@ class Opened:
     """The server accepted the handshake."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Message:
+    """One whole message. Not frozen: one is made per audio frame, and a frozen dataclass's
+    ``__init__`` costs several times a plain one's."""
+
     data: bytes
     text: bool
 
@@ -287,18 +296,16 @@ class WebSocketClient:
 
     def _frame_bytes(self, opcode: int, payload: bytes) -> bytes:
         length = len(payload)
-        if length < 126:
-            head = bytes((0x80 | opcode, 0x80 | length))
-        elif length < 0x10000:
-            head = bytes((0x80 | opcode, 0x80 | 126)) + _MEDIUM.pack(length)
-        else:
-            head = bytes((0x80 | opcode, 0x80 | 127)) + _LARGE.pack(length)
         mask = self._next_mask()
+        if length < 126:
+            head = _HEAD_SMALL.pack(0x80 | opcode, 0x80 | length, mask)
+        elif length < 0x10000:
+            head = _HEAD_MEDIUM.pack(0x80 | opcode, 0x80 | 126, length, mask)
+        else:
+            head = _HEAD_LARGE.pack(0x80 | opcode, 0x80 | 127, length, mask)
         if not length:
-            return head + mask
-        repeated = mask * (length // 4 + 1)
-        masked = int.from_bytes(payload, "little") ^ int.from_bytes(repeated[:length], "little")
-        return head + mask + masked.to_bytes(length, "little")
+            return head
+        return head + _masked(payload, mask)
 
     def _next_mask(self) -> bytes:
         """Masking keys must be unpredictable (RFC 6455 §5.3); drawn from the OS in batches, since a
@@ -308,3 +315,24 @@ class WebSocketClient:
             self._masks, at = os.urandom(4 * _MASKS_PER_DRAW), 0
         self._mask_at = at + 4
         return self._masks[at : at + 4]
+
+
+_lanes: dict[int, tuple[int, int]] = {}
+
+
+def _masked(payload: bytes, mask: bytes) -> bytes:
+    """``payload`` XOR the 4-byte ``mask`` repeated (RFC 6455 §5.3), as one big-integer XOR.
+
+    The repeated key is the key times 1 + 2**32 + 2**64 + ... (no carries: each 4-byte lane gets
+    exactly the key), truncated to the payload's length; both constants are cached per length,
+    which halves the cost against building the repeated key as bytes for every frame.
+    """
+    length = len(payload)
+    lanes = _lanes.get(length)
+    if lanes is None:
+        lanes = (int.from_bytes(b"\x01\x00\x00\x00" * ((length + 3) // 4), "little"), (1 << (8 * length)) - 1)
+        if length <= _LANE_CACHE_MAX_BYTES and len(_lanes) < _LANE_CACHE_LIMIT:
+            _lanes[length] = lanes
+    multiplier, truncate = lanes
+    key = int.from_bytes(mask, "little") * multiplier & truncate
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(length, "little")
