@@ -26,7 +26,7 @@ RATES = (8000, 16000, 24000)
 def audio(events) -> bytes:
     events = list(events)
     assert all(isinstance(e, AgentAudio) for e in events)
-    return b"".join(e.pcm for e in events)
+    return b"".join(e.audio for e in events)
 
 
 def frames(pcm: bytes, size: int) -> list[bytes]:

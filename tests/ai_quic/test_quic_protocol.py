@@ -268,7 +268,7 @@ def test_agent_audio_comes_back_at_8khz_and_late_datagrams_are_dropped() -> None
     frames = [tone.generate(320) for _ in range(3)]
     received = [session.receive_datagram(pack_audio(call_id, seq, pcm)) for seq, pcm in enumerate(frames)]
     assert all(m is not None and m.call_id == call_id for m in received)
-    pcm8k = b"".join(m.event.pcm for m in received if m is not None and isinstance(m.event, AgentAudio))
+    pcm8k = b"".join(m.event.audio for m in received if m is not None and isinstance(m.event, AgentAudio))
     assert len(pcm8k) == 3 * 320
     assert ToneDetector(1400.0, 8000).detect(pcm8k[320:])
     assert session.receive_datagram(pack_audio(call_id, 1, frames[0])) is None  # reordered: too late

@@ -39,7 +39,7 @@ class Recorder:
         return [e for e in self.events if isinstance(e, kind)]
 
     def audio(self) -> bytes:
-        return b"".join(e.pcm for e in self.of(AgentAudio))
+        return b"".join(e.audio for e in self.of(AgentAudio))
 
 
 def info(n: int) -> CallInfo:

@@ -11,6 +11,7 @@ from trunkline.media.g711 import (
     codec_by_payload_type,
     name_for_payload_type,
     payload_type_for,
+    transcoder,
 )
 from trunkline.media._audioop import audioop
 
@@ -104,3 +105,13 @@ def test_same_rate_is_passthrough_and_bad_rates_rejected():
     assert Resampler(8000, 8000).process(data) is data
     with pytest.raises(MediaError):
         Resampler(0, 8000)
+
+
+@pytest.mark.parametrize(("source", "target"), [(PCMA, PCMU), (PCMU, PCMA)])
+def test_transcoding_between_laws_is_the_round_trip_through_pcm(source, target):
+    every_byte = bytes(range(256))
+    assert transcoder(source, target)(every_byte) == target.encode(source.decode(every_byte))
+
+
+def test_the_same_law_needs_no_transcoding():
+    assert transcoder(PCMU, PCMU) is None and transcoder(PCMA, PCMA) is None

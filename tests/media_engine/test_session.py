@@ -12,7 +12,7 @@ import pytest
 from tests.media_engine.conftest import HOST, negotiated, random_pool, ticks, wait_until
 from trunkline.media.dtmf import DtmfDetector, ToneDetector
 from trunkline.media.errors import MediaError
-from trunkline.media.g711 import PCMU
+from trunkline.media.g711 import PCMA, PCMU, codec_by_name, transcoder
 from trunkline.media.rtcp import Bye, ReceiverReport, SourceDescription, build_rtcp, parse_rtcp
 from trunkline.media.rtp import RtpPacket, build_rtp, is_rtcp, parse_rtp
 from trunkline.media_engine.clock import MediaClock
@@ -410,3 +410,43 @@ async def test_frames_delivered_on_arrival_do_not_wait_for_the_clock(pool):
         peer.close()
         session.close()
         await session.wait_closed()
+
+
+@pytest.mark.parametrize("call_codec", ["PCMU", "PCMA"])
+async def test_mu_law_passes_through_without_pcm_both_ways(open_session: Opener, call_codec: str):
+    """An agent speaking µ-law: its queue's bytes are the RTP payload, and the caller's payload is
+    what on_audio gets; on an A-law call both go through the byte table instead."""
+    codec = codec_by_name(call_codec)
+    session = await open_session()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind((HOST, 0))
+    peer.setblocking(False)
+    try:
+        session.configure(negotiated(peer.getsockname()[1], codec=call_codec))
+        heard: list[bytes | None] = []
+        session.on_audio = heard.append
+        session.consumer_codec = PCMU
+        session.deliver_on_arrival = True
+        agent_speech = bytes(range(160))
+        queue = StreamQueue(codec=PCMU)
+        queue.push(agent_speech)
+        session.play(queue)
+        packet = parse_rtp(await asyncio.wait_for(asyncio.get_running_loop().sock_recv(peer, 2048), 10))
+        assert packet.payload == (agent_speech if codec is PCMU else transcoder(PCMU, PCMA)(agent_speech))
+
+        caller_payload = bytes(range(96, 256))
+        peer.sendto(build_rtp(RtpPacket(codec.payload_type, 1, 160, 0xCAFE, caller_payload)), session.local_address)
+        await wait_until(lambda: caller_payload_heard(heard))
+        assert caller_payload_heard(heard) == (
+            caller_payload if codec is PCMU else transcoder(PCMA, PCMU)(caller_payload)
+        )
+        session.consumer_codec = None  # back to PCM16 for a consumer that wants it
+        peer.sendto(build_rtp(RtpPacket(codec.payload_type, 2, 320, 0xCAFE, caller_payload)), session.local_address)
+        await wait_until(lambda: len([f for f in heard if f is not None]) == 2)
+        assert [f for f in heard if f is not None][-1] == codec.decode(caller_payload)
+    finally:
+        peer.close()
+
+
+def caller_payload_heard(heard: list[bytes | None]) -> bytes | None:
+    return next((frame for frame in heard if frame is not None), None)

@@ -8,6 +8,7 @@ from array import array
 import pytest
 
 from trunkline.media.dtmf import ToneDetector, ToneGenerator
+from trunkline.media.g711 import PCMU
 from trunkline.media.wav import load_wav, write_wav
 from trunkline.media_engine.sources import (
     FRAME_BYTES,
@@ -116,6 +117,18 @@ def test_stream_queue_keeps_a_partial_frame_until_flushed():
     frame = q.read()
     assert frame == frame_of(5)[:240] + bytes(80)
     assert q.read() is None
+
+
+def test_a_mu_law_stream_queue_keeps_mu_law_in_160_byte_frames():
+    q = StreamQueue(codec=PCMU)
+    ulaw = bytes(range(100, 240))  # 140 bytes: not even one frame
+    q.push(ulaw)
+    assert q.queued_frames == 0
+    q.push(ulaw)  # 280: one frame and 120 bytes over
+    assert q.read_encoded() == (ulaw + ulaw)[:160]
+    q.flush()  # padded with µ-law silence (0xFF), not zero bytes, which are a loud negative sample
+    assert q.read() == PCMU.decode((ulaw + ulaw)[160:] + b"\xff" * 40)
+    assert q.read_encoded() is None
 
 
 def test_stream_queue_overflow_drops_the_oldest_audio_and_counts_it():

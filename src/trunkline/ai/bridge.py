@@ -1,7 +1,9 @@
 """One call's audio bridged both ways to its agent, driven by the media clock.
 
 Caller audio goes to the agent frame by frame as its packets arrive (the session delivers on
-arrival, in sequence; the clock only fills gaps); agent audio goes through one bounded
+arrival, in sequence; the clock only fills gaps), in the link's ``audio_codec``: for a µ-law agent
+on a µ-law call the RTP payload bytes go to the agent as they are and back the same way, with no
+PCM16 on the path at all (only the VAD decodes, when barge-in is on). Agent audio goes through one bounded
 :class:`StreamQueue` that the session plays on the clock, so it is paced at 20 ms and never bursts
 to the carrier; overflow drops the oldest audio. ``clear`` empties the queue and puts silence on
 the wire at once.
@@ -29,7 +31,7 @@ from trunkline.media_engine.sources import StreamQueue
 log = logging.getLogger(__name__)
 
 FRAME_MS = 20
-SILENT_FRAME = bytes(320)
+FRAME_SAMPLES = 160
 #: Agent audio buffered ahead of the caller, at most (frames of 20 ms): 60 s.
 QUEUE_FRAMES = 3000
 
@@ -48,7 +50,10 @@ class AgentBridge:
     ) -> None:
         self.media = media
         self.link = link
-        self.queue = StreamQueue(QUEUE_FRAMES, on_mark=link.mark_played)
+        codec = link.audio_codec
+        self.queue = StreamQueue(QUEUE_FRAMES, on_mark=link.mark_played, codec=codec)
+        self._silent_frame = codec.silence(FRAME_SAMPLES) if codec is not None else bytes(2 * FRAME_SAMPLES)
+        self._vad_decode = codec.decode if codec is not None else None
         self.vad = VoiceActivityDetector() if auto_barge_in else None
         self.patience_ms = max(0, barge_in_patience_ms)
         self.barge_ins = 0
@@ -63,6 +68,7 @@ class AgentBridge:
         self.link.on_event = self._on_agent_event
         self.link.on_closed = self._on_link_closed
         self.media.on_audio = self._on_caller_audio
+        self.media.consumer_codec = self.link.audio_codec
         self.media.deliver_on_arrival = True
         self.media.play(self.queue)
 
@@ -73,6 +79,7 @@ class AgentBridge:
         self._active = False
         if self.media.on_audio == self._on_caller_audio:
             self.media.on_audio = None
+        self.media.consumer_codec = None
         self.media.deliver_on_arrival = False
         if self.media.source is self.queue:
             self.media.play(None)
@@ -82,13 +89,15 @@ class AgentBridge:
 
     # --- caller -> agent (every frame) --------------------------------------------------------
 
-    def _on_caller_audio(self, pcm: bytes | None) -> None:
-        frame = pcm if pcm is not None else SILENT_FRAME
+    def _on_caller_audio(self, frame: bytes | None) -> None:
+        if frame is None:
+            frame = self._silent_frame
         self.link.send_audio(frame)
         vad = self.vad
         if vad is None:
             return
-        if vad.process(frame) and self.queue.queued_frames:
+        decode = self._vad_decode
+        if vad.process(frame if decode is None else decode(frame)) and self.queue.queued_frames:
             self._speech_ms += FRAME_MS
             if self._speech_ms >= self.patience_ms:
                 self._barge_in()
@@ -112,7 +121,7 @@ class AgentBridge:
 
     def _on_agent_event(self, event: AgentEvent) -> None:
         if isinstance(event, AgentAudio):
-            self.queue.push(event.pcm)
+            self.queue.push(event.audio)
         elif isinstance(event, AgentMark):
             self.queue.push_mark(event.name)
         elif isinstance(event, AgentClear):

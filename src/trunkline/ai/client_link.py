@@ -45,6 +45,8 @@ class ClientAudioLink:
     """An :class:`~trunkline.ai.link.AgentLink` whose far side is an SDK process. DTMF, marks and
     barge-in have no place in the AudioFrame protocol, so they are not sent."""
 
+    audio_codec = None
+
     def __init__(self, hub: ClientAudioHub, tenant_id: str, client_id: str, call_sid: str) -> None:
         self.hub = hub
         self.tenant_id = tenant_id

@@ -12,6 +12,7 @@ from typing import Protocol
 from trunkline.ai.events import AgentEvent, CallInfo
 from trunkline.ai.pcm_dialect import Pcm16Dialect
 from trunkline.ai.twilio import TwilioDialect
+from trunkline.media.g711 import G711Codec
 
 DEFAULT_DIALECT = "twilio"
 DIALECTS = ("twilio", "pcm16")
@@ -20,16 +21,18 @@ DIALECTS = ("twilio", "pcm16")
 class AgentDialect(Protocol):
     """One call's agent protocol. Not thread-safe; counters and resampler state are per call."""
 
-    #: Rate of the audio on the wire; the bridge side is always 8 kHz mono PCM16.
+    #: Rate of the audio on the wire; the bridge side is always 8 kHz mono.
     sample_rate: int
     name: str
+    #: The bridge-side audio: None for PCM16, or the G.711 law the dialect takes and gives as it is.
+    audio_codec: G711Codec | None
 
     def opening(self) -> list[str | bytes]:
         """Messages to send as soon as the agent connection is open."""
         ...
 
     def media(self, pcm: bytes) -> str | bytes:
-        """One 20 ms frame of caller audio (8 kHz mono PCM16, 320 bytes) as a wire message."""
+        """One 20 ms frame of caller audio (8 kHz mono, in :attr:`audio_codec`) as a wire message."""
         ...
 
     def dtmf(self, digit: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentAudio:
-    """Agent speech for the caller: 8 kHz mono PCM16, any length (the bridge re-chunks and paces)."""
+    """Agent speech for the caller: 8 kHz mono in the link's ``audio_codec`` (PCM16 unless it names
+    a G.711 law), any length (the bridge re-chunks and paces). Not frozen, unlike the others: one is
+    made per audio message, and a frozen dataclass's ``__init__`` costs several times a plain one's."""
 
-    pcm: bytes
+    audio: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ class Pcm16Dialect:
     __slots__ = ("info", "custom_parameters", "sample_rate", "_to_agent", "_from_agent", "_odd")
 
     name = "pcm16"
+    audio_codec = None
 
     def __init__(self, info: CallInfo, custom_parameters: dict[str, str], sample_rate: int = 8000) -> None:
         if sample_rate not in SAMPLE_RATES:

@@ -50,6 +50,8 @@ class QuicAgentPool:
 
 
 class QuicAgentLink:
+    audio_codec = None  # §7 datagrams carry PCM16
+
     def __init__(self, pool: QuicAgentPool, url: str, info: CallInfo, sample_rate: int) -> None:
         self.pool = pool
         self.url = url

@@ -56,10 +56,10 @@ from trunkline.ai.events import (
     AgentTransfer,
     CallInfo,
 )
-from trunkline.media.g711 import pcmu_decode, pcmu_encode
+from trunkline.media.g711 import PCMU
 
 SAMPLE_RATE = 8000
-_BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+_BYTES_PER_MS = SAMPLE_RATE // 1000  # µ-law: a byte a sample
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 #: Agent events that are valid Twilio vocabulary but mean nothing coming from the agent.
 _IGNORED = frozenset({"connected"})
@@ -143,6 +143,7 @@ class TwilioDialect:
 
     name = "twilio"
     sample_rate = SAMPLE_RATE
+    audio_codec = PCMU  # the stream's own encoding: frames cross the bridge as µ-law, untouched
 
     def __init__(self, info: CallInfo, custom_parameters: dict[str, str]) -> None:
         self.info = info
@@ -180,12 +181,12 @@ class TwilioDialect:
         }
         return ['{"event":"connected","protocol":"Call","version":"1.0.0"}', compact_json(start)]
 
-    def media(self, pcm: bytes) -> str:
+    def media(self, ulaw: bytes) -> str:
         self._seq += 1
         self._chunk += 1
         timestamp = self._sent_bytes // _BYTES_PER_MS
-        self._sent_bytes += len(pcm)
-        payload = binascii.b2a_base64(pcmu_encode(pcm), newline=False).decode("ascii")
+        self._sent_bytes += len(ulaw)
+        payload = binascii.b2a_base64(ulaw, newline=False).decode("ascii")
         return self._media_format % (self._seq, self._chunk, timestamp, payload)
 
     def dtmf(self, digit: str) -> str:
@@ -226,12 +227,18 @@ class TwilioDialect:
     def parse(self, message: str | bytes) -> list[AgentEvent]:
         """Text frames normally; a binary frame holding the same JSON is accepted too."""
         obj = load_json_object(message)
-        event = event_name(obj)
-        if event != "media":
-            return parse_control(event, obj)
-        payload = _string(_field(obj, "media"), "payload", "media")
+        media = obj.get("media")
+        # One media message per 20 ms per call: its well-formed shape is checked inline; anything
+        # else takes the general path, which names what is wrong.
+        if obj.get("event") == "media" and type(media) is dict and type(media.get("payload")) is str:
+            payload = media["payload"]
+        else:
+            event = event_name(obj)
+            if event != "media":
+                return parse_control(event, obj)
+            payload = _string(_field(obj, "media"), "payload", "media")
         try:
             ulaw = binascii.a2b_base64(payload, strict_mode=True)
         except ValueError:  # binascii.Error, or non-ASCII text
             raise AgentProtocolError("media.payload: bad base64") from None
-        return [AgentAudio(pcmu_decode(ulaw))] if ulaw else []
+        return [AgentAudio(ulaw)] if ulaw else []

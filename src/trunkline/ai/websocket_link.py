@@ -39,6 +39,7 @@ class WebSocketLink(asyncio.Protocol):
         self.url = url
         self.ca_file = ca_file
         self.dialect = dialect
+        self.audio_codec = dialect.audio_codec
         self.connect_timeout = connect_timeout
         self.on_event: Callable[[AgentEvent], None] | None = None
         self.on_closed: Callable[[str], None] | None = None
@@ -124,14 +125,14 @@ class WebSocketLink(asyncio.Protocol):
 
     # --- outbound -------------------------------------------------------------------------------
 
-    def send_audio(self, pcm: bytes) -> None:
+    def send_audio(self, frame: bytes) -> None:
         transport = self._transport
         if transport is None or self._closing:
             return
         if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             self.dropped_frames += 1
             return
-        self._send(self.dialect.media(pcm))
+        self._send(self.dialect.media(frame))
 
     def send_dtmf(self, digit: str) -> None:
         self._send(self.dialect.dtmf(digit))

@@ -69,6 +69,23 @@ def codec_by_payload_type(payload_type: int) -> G711Codec:
         raise MediaError(f"unsupported static payload type {payload_type}") from None
 
 
+_ALL_BYTES = bytes(range(256))
+_ALAW_TO_ULAW = pcmu_encode(pcma_decode(_ALL_BYTES))
+_ULAW_TO_ALAW = pcma_encode(pcmu_decode(_ALL_BYTES))
+
+
+def transcoder(source: G711Codec, target: G711Codec) -> Callable[[bytes], bytes] | None:
+    """A G.711 -> G.711 converter, or None when the two are the same codec (use the bytes as they are).
+
+    A-law <-> µ-law is a byte-for-byte table lookup (the table is the round trip through PCM16,
+    computed once), so audio that arrives and leaves as G.711 never pays for PCM16 per sample.
+    """
+    if source is target:
+        return None
+    table = _ALAW_TO_ULAW if source is PCMA else _ULAW_TO_ALAW
+    return lambda payload: payload.translate(table)
+
+
 def payload_type_for(name: str) -> int:
     return codec_by_name(name).payload_type
 

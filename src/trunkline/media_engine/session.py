@@ -33,7 +33,7 @@ from typing import cast
 
 from trunkline.media.dtmf import DtmfReceiver, DtmfSender, ToneGenerator
 from trunkline.media.errors import MediaError, RtcpError, RtpError
-from trunkline.media.g711 import PCMU, G711Codec, codec_by_name
+from trunkline.media.g711 import PCMU, G711Codec, codec_by_name, transcoder
 from trunkline.media.jitter import JitterBuffer, ReorderBuffer
 from trunkline.media.rtcp import (
     Bye,
@@ -115,7 +115,8 @@ class MediaSession:
     Callbacks run on the event loop; they are plain attributes so the calls layer can swap them:
     ``on_audio(pcm)`` gets each tick's inbound frame (320 bytes of PCM16, or None for a gap),
     ``on_dtmf(digit)`` each received key press, ``on_source_finished(source)`` a source that ended.
-    An exception from a callback is logged and does not disturb the media.
+    An exception from a callback is logged and does not disturb the media. With
+    :attr:`consumer_codec` set, ``on_audio`` gets G.711 in that law (160 bytes) instead of PCM16.
 
     With :attr:`deliver_on_arrival` set, ``on_audio`` gets each frame when its packet arrives (in
     sequence, through a :class:`ReorderBuffer`) instead of at the next tick from the jitter buffer:
@@ -178,6 +179,10 @@ class MediaSession:
         self._rtt: float | None = None
         self._wall_offset = time.time() - loop.time()
         self._source: AudioSource | None = None
+        self._read_encoded: Callable[[], bytes | None] | None = None  # the source's, if it holds G.711
+        self._source_to_wire: Callable[[bytes], bytes] | None = None  # its law -> ours; None: as is
+        self._consumer_codec: G711Codec | None = None
+        self._to_consumer: Callable[[bytes], bytes] | None = PCMU.decode  # None: payloads as they are
         self._rtp_transport: asyncio.DatagramTransport
         self._rtcp_transport: asyncio.DatagramTransport
         self._open_transports = 0
@@ -283,6 +288,17 @@ class MediaSession:
             self._reset_inbound_audio()
 
     @property
+    def consumer_codec(self) -> G711Codec | None:
+        return self._consumer_codec
+
+    @consumer_codec.setter
+    def consumer_codec(self, codec: G711Codec | None) -> None:
+        """What ``on_audio`` gets: PCM16 (None), or G.711 in ``codec``'s law, passed through from the
+        wire when the call speaks it (an agent that wants µ-law then costs no transcoding at all)."""
+        self._consumer_codec = codec
+        self._bind_consumer()
+
+    @property
     def closed(self) -> bool:
         return self._closing
 
@@ -320,6 +336,8 @@ class MediaSession:
             self._next_rtcp = self._loop.time() + self.rtcp_interval * random.uniform(0.5, 1.5)
         self._codec = codec
         self._silence_payload = codec.silence(FRAME_SAMPLES)
+        self._bind_consumer()
+        self._bind_source()
         self._audio_pt = negotiated.payload_type
         self._rtp.payload_type = negotiated.payload_type
         self._event_pt = negotiated.telephone_event_pt if negotiated.telephone_event_pt is not None else -1
@@ -340,7 +358,23 @@ class MediaSession:
         """Make ``source`` what this leg sends from the next tick on (None: send nothing); returns the previous."""
         previous = self._source
         self._source = source
+        self._bind_source()
         return previous
+
+    def _bind_source(self) -> None:
+        """Chosen once per source (and codec change), not per frame: whether the source's frames can
+        go on the wire as G.711 they already are."""
+        source = self._source
+        codec = getattr(source, "codec", None)
+        if codec is None:
+            self._read_encoded = self._source_to_wire = None
+        else:
+            self._read_encoded = source.read_encoded  # type: ignore[union-attr]
+            self._source_to_wire = transcoder(codec, self._codec)
+
+    def _bind_consumer(self) -> None:
+        codec = self._consumer_codec
+        self._to_consumer = self._codec.decode if codec is None else transcoder(self._codec, codec)
 
     def send_next_frame_now(self) -> None:
         """Send the next outbound frame at once instead of at the next tick, which then sends nothing
@@ -412,11 +446,13 @@ class MediaSession:
             if len(self._jitter) or len(self._reorder):
                 self._reset_inbound_audio()  # nobody listens any more: no stale audio for the next listener
         elif self._on_arrival:
+            convert = self._to_consumer
             for payload in self._reorder.tick(now):
-                consumer(self._codec.decode(payload) if payload is not None else None)
+                consumer(payload if payload is None or convert is None else convert(payload))
         else:
             payload = self._jitter.pop(now)
-            consumer(self._codec.decode(payload) if payload is not None else None)
+            convert = self._to_consumer
+            consumer(payload if payload is None or convert is None else convert(payload))
         for digit in self._dtmf_rx.poll(now):
             self._deliver_dtmf(digit.digit)
 
@@ -438,11 +474,12 @@ class MediaSession:
         if source is None:
             rtp.skip()
             return
-        frame = source.read()
+        read_encoded = self._read_encoded
+        frame = source.read() if read_encoded is None else read_encoded()
         if frame is None:
             if source.finished:
                 rtp.skip()
-                self._source = None
+                self.play(None)
                 callback = self.on_source_finished
                 if callback is not None:
                     callback(source)
@@ -450,8 +487,11 @@ class MediaSession:
             payload = self._silence_payload
         elif self.muted:
             payload = self._silence_payload
-        else:
+        elif read_encoded is None:
             payload = self._codec.encode(frame)
+        else:
+            to_wire = self._source_to_wire
+            payload = frame if to_wire is None else to_wire(frame)
         self._rtp_transport.sendto(rtp.packetize(payload), remote)
 
     # --- inbound datagrams ------------------------------------------------------------------------
@@ -503,9 +543,9 @@ class MediaSession:
             if self._on_arrival:
                 reorder = self._reorder
                 reorder.jitter = rx.jitter / self._codec.clock_rate
-                decode = self._codec.decode
+                convert = self._to_consumer
                 for frame in reorder.push(sequence, payload, now):
-                    consumer(decode(frame) if frame is not None else None)
+                    consumer(frame if frame is None or convert is None else convert(frame))
             else:
                 self._jitter.push(sequence, timestamp, payload, now)
             return

@@ -7,6 +7,12 @@ cannot run ahead of real time, and "played" means exactly "pulled by the clock".
 ``read()`` returns a 320-byte frame, or None when it has nothing for this tick. None from a source
 that is not ``finished`` is a momentary underrun (the session fills it with silence so the RTP
 stream stays continuous); None from a ``finished`` source means it is done for good.
+
+A source that holds G.711 already (a :class:`StreamQueue` made with a ``codec``: an agent speaking
+µ-law) also has ``codec`` and ``read_encoded()``, the same frame as 160 G.711 bytes; a leg playing
+it sends those bytes as they are (or through a byte table for the other G.711 law) instead of
+decoding to PCM16 and encoding again. ``read()`` still works for anything that wraps it (mixing
+in a DTMF tone, a barge mix).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Protocol
 
 from trunkline.media._audioop import audioop
 from trunkline.media.dtmf import ToneGenerator
+from trunkline.media.g711 import G711Codec
 
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
@@ -143,16 +150,25 @@ class StreamQueue:
     to the mark (and can, say, stop expecting an interruption). When more than ``max_frames`` of
     audio is queued, the oldest audio is dropped and counted, keeping the delay to the listener
     bounded if the agent produces faster than real time; marks are never dropped.
+
+    With ``codec`` the audio pushed is G.711 in that law (160 bytes a frame) and stays so until it
+    is sent; :meth:`read` decodes a frame for whoever needs PCM16.
     """
 
-    __slots__ = ("max_frames", "on_mark", "dropped_frames", "_items", "_frames", "_partial")
+    __slots__ = ("max_frames", "on_mark", "dropped_frames", "codec", "_frame_bytes", "_silence", "_items",
+                 "_frames", "_partial")
 
-    def __init__(self, max_frames: int = 500, on_mark: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, max_frames: int = 500, on_mark: Callable[[str], None] | None = None, codec: G711Codec | None = None
+    ) -> None:
         if max_frames <= 0:
             raise ValueError("max_frames must be positive")
         self.max_frames = max_frames
         self.on_mark = on_mark
         self.dropped_frames = 0
+        self.codec = codec
+        self._frame_bytes = FRAME_SAMPLES if codec is not None else FRAME_BYTES
+        self._silence = codec.silence(FRAME_SAMPLES) if codec is not None else SILENCE_FRAME
         self._items: deque[bytes | str] = deque()
         self._frames = 0
         self._partial = bytearray()
@@ -170,32 +186,34 @@ class StreamQueue:
     def pending_marks(self) -> int:
         return sum(isinstance(item, str) for item in self._items)
 
-    def push(self, pcm: bytes) -> None:
+    def push(self, audio: bytes) -> None:
+        """Queue audio (PCM16, or G.711 in :attr:`codec`) of any length."""
         partial = self._partial
-        if not partial and len(pcm) == FRAME_BYTES:  # an agent streaming 20 ms chunks: no re-chunking
-            self._items.append(pcm)
+        size = self._frame_bytes
+        if not partial and len(audio) == size:  # an agent streaming 20 ms chunks: no re-chunking
+            self._items.append(audio)
             self._frames += 1
             if self._frames > self.max_frames:
                 self._drop_oldest(self._frames - self.max_frames)
             return
-        partial += pcm
-        whole = len(partial) - len(partial) % FRAME_BYTES
+        partial += audio
+        whole = len(partial) - len(partial) % size
         if not whole:
             return
         view = memoryview(partial)
         append = self._items.append
-        for start in range(0, whole, FRAME_BYTES):
-            append(bytes(view[start : start + FRAME_BYTES]))
+        for start in range(0, whole, size):
+            append(bytes(view[start : start + size]))
         view.release()
         del partial[:whole]
-        self._frames += whole // FRAME_BYTES
+        self._frames += whole // size
         if self._frames > self.max_frames:
             self._drop_oldest(self._frames - self.max_frames)
 
     def flush(self) -> None:
         """Pad a partial frame with silence and queue it, e.g. at the end of an utterance."""
         if self._partial:
-            self.push(bytes(FRAME_BYTES - len(self._partial)))
+            self.push(self._silence[: self._frame_bytes - len(self._partial)])
 
     def push_mark(self, name: str) -> None:
         """Queue a mark after all audio pushed so far (a partial frame is padded and queued first)."""
@@ -210,7 +228,8 @@ class StreamQueue:
         self._partial.clear()
         return marks
 
-    def read(self) -> bytes | None:
+    def read_encoded(self) -> bytes | None:
+        """The next frame as queued (G.711 in :attr:`codec`, or PCM16 without one)."""
         items = self._items
         while items and isinstance(items[0], str):
             name = items.popleft()
@@ -220,6 +239,11 @@ class StreamQueue:
             return None
         self._frames -= 1
         return items.popleft()  # type: ignore[return-value]
+
+    def read(self) -> bytes | None:
+        frame = self.read_encoded()
+        codec = self.codec
+        return frame if frame is None or codec is None else codec.decode(frame)
 
     def _drop_oldest(self, count: int) -> None:
         items = self._items
