@@ -3,6 +3,7 @@ of RFC 6455 talking in memory, plus hand-made bytes for what a well-behaved serv
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -18,6 +19,7 @@ from trunkline.ai.websocket_codec import (
     WebSocketClient,
     WebSocketError,
     WebSocketTarget,
+    _masked,
 )
 
 
@@ -200,3 +202,12 @@ def test_urls(url, target, host_header):
 def test_bad_urls(url):
     with pytest.raises(WebSocketError):
         WebSocketTarget.parse(url)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 8, 125, 301, 20001])
+def test_the_pure_python_masking_matches_the_rfc(size):
+    """The fallback when websockets' C helper is missing: XOR with the key repeated."""
+    payload, mask = os.urandom(size), os.urandom(4)
+    expected = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    assert _masked(payload, mask) == expected
+    assert _masked(payload, mask) == expected  # again, from the cached multiplier
