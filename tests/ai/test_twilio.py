@@ -160,12 +160,15 @@ def test_every_agent_event():
     assert d.parse('{"event":"connected","protocol":"Call","version":"1.0.0"}') == []
     assert d.parse('{"event":"media","media":{"payload":""}}') == []
     assert d.parse(b'{"event":"hangup"}') == [AgentHangup()]  # the same JSON in a binary frame
+    assert d.parse(' {"event":"hangup"}\n') == [AgentHangup()]  # whitespace around the object is JSON
 
 
 @pytest.mark.parametrize(
     "message, reason",
     [
         ("not json", "bad JSON"),
+        ('{"event":"hangup"} {"event":"hangup"}', "bad JSON"),  # one object per message
+        ('{"event":"hangup"', "bad JSON"),
         (b"\xff\xfe\x00garbage", "bad JSON"),
         ("[" * 100_000, "bad JSON"),
         ("1" * 5000, "bad JSON"),  # past int's digit limit: a ValueError that is not a JSONDecodeError

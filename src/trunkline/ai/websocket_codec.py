@@ -208,6 +208,9 @@ class WebSocketClient:
             if size < end:
                 break
             pos = end
+            if (first == 0x81 or first == 0x82) and self._fragments is None:  # a whole text/binary message
+                events.append(Message(data[start:end], first == 0x81))
+                continue
             event = self._frame(first, data[start:end])
             if event is not None:
                 events.append(event)
@@ -274,8 +277,11 @@ class WebSocketClient:
         return [Closed(1006, "the connection closed without a close frame", refused=refused)]
 
     def data_to_send(self) -> list[bytes]:
-        """Replies the protocol owes the server after :meth:`receive` (pongs, a close echo)."""
-        out, self._outgoing = self._outgoing, []
+        """Replies the protocol owes the server after :meth:`receive` (pongs, a close echo); asked
+        after every read, so the usual answer, nothing, allocates nothing."""
+        out = self._outgoing
+        if out:
+            self._outgoing = []
         return out
 
     # --- sending ------------------------------------------------------------------------------
