@@ -302,7 +302,14 @@ class WebSocketClient:
 
     def _frame_bytes(self, opcode: int, payload: bytes) -> bytes:
         length = len(payload)
-        mask = self._next_mask()
+        # Masking keys must be unpredictable (RFC 6455 §5.3); they are drawn from the OS in batches,
+        # since a getrandom call per frame costs more than the masking itself.
+        at, masks = self._mask_at, self._masks
+        if at >= len(masks):
+            self._masks = masks = os.urandom(4 * _MASKS_PER_DRAW)
+            at = 0
+        self._mask_at = at + 4
+        mask = masks[at : at + 4]
         if length < 126:
             head = _HEAD_SMALL.pack(0x80 | opcode, 0x80 | length, mask)
         elif length < 0x10000:
@@ -312,15 +319,6 @@ class WebSocketClient:
         if not length:
             return head
         return head + _apply_mask(payload, mask)
-
-    def _next_mask(self) -> bytes:
-        """Masking keys must be unpredictable (RFC 6455 §5.3); drawn from the OS in batches, since a
-        getrandom call per frame costs more than the masking itself."""
-        at = self._mask_at
-        if at >= len(self._masks):
-            self._masks, at = os.urandom(4 * _MASKS_PER_DRAW), 0
-        self._mask_at = at + 4
-        return self._masks[at : at + 4]
 
 
 _lanes: dict[int, tuple[int, int]] = {}

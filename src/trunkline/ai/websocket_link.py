@@ -96,7 +96,16 @@ class WebSocketLink(asyncio.Protocol):
     def _process(self, events: list) -> None:
         for event in events:
             if type(event) is Message:
-                self._deliver(event.data.decode("utf-8", "replace") if event.text else event.data)
+                try:
+                    agent_events = self.dialect.parse(event.data.decode("utf-8", "replace") if event.text else event.data)
+                except AgentProtocolError as exc:
+                    self.protocol_errors += 1
+                    log.warning("agent %s: dropped a message: %s", self.url, exc)
+                    continue
+                callback = self.on_event
+                if callback is not None:
+                    for agent_event in agent_events:
+                        callback(agent_event)
             elif type(event) is Opened:
                 if self._handshake is not None and not self._handshake.done():
                     self._handshake.set_result(None)
@@ -110,18 +119,6 @@ class WebSocketLink(asyncio.Protocol):
                     self._transport.close()
                 return
         self._flush()  # pongs
-
-    def _deliver(self, message: str | bytes) -> None:
-        try:
-            events = self.dialect.parse(message)
-        except AgentProtocolError as exc:
-            self.protocol_errors += 1
-            log.warning("agent %s: dropped a message: %s", self.url, exc)
-            return
-        callback = self.on_event
-        if callback is not None:
-            for event in events:
-                callback(event)
 
     # --- outbound -------------------------------------------------------------------------------
 

@@ -130,6 +130,8 @@ class DtmfReceiver:
 
     def poll(self, now: float) -> list[DtmfDigit]:
         """Report an event whose end packets never came; call it from the media tick."""
+        if self._current is None:
+            return []
         out: list[DtmfDigit] = []
         if self._current is not None and now - self._current[3] >= self.timeout:
             self._finish(out)

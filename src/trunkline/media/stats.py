@@ -128,7 +128,15 @@ class ReceiveStatistics:
         if not self._started:
             self._started = True
             self.max_seq = (seq - 1) & 0xFFFF
-        valid = self._update_seq(seq)
+        udelta = (seq - self.max_seq) & 0xFFFF
+        if not self.probation and udelta < MAX_DROPOUT:  # the usual packet: _update_seq's first case, inlined
+            if seq < self.max_seq:
+                self.cycles += RTP_SEQ_MOD
+            self.max_seq = seq
+            self.received += 1
+            valid = True
+        else:
+            valid = self._update_seq(seq)
         if valid:
             if self.received > 1:
                 # A.8 jitter, with the timestamp difference taken modulo 2^32 so a wrap is harmless.

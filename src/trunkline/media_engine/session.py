@@ -46,7 +46,7 @@ from trunkline.media.rtcp import (
     parse_rtcp,
     round_trip_time,
 )
-from trunkline.media.rtp import RtpSender, is_rtcp, parse_rtp_fields
+from trunkline.media.rtp import RtpSender, parse_rtp_fields
 from trunkline.media.sdp import NegotiatedMedia
 from trunkline.media.stats import MediaStatsSnapshot, ReceiveStatistics, snapshot
 from trunkline.media_engine.clock import MediaClock
@@ -497,7 +497,7 @@ class MediaSession:
     # --- inbound datagrams ------------------------------------------------------------------------
 
     def _on_rtp_datagram(self, data: bytes, addr: Address, transport: asyncio.DatagramTransport) -> None:
-        if is_rtcp(data):
+        if len(data) >= 2 and 192 <= data[1] <= 223:  # is_rtcp, inlined: RTCP multiplexed on the RTP port
             self._on_rtcp(data, addr, transport)
             return
         if self._negotiated is None or self._closing:
