@@ -75,6 +75,11 @@ class State(Enum):
     CLOSED = "closed"
 
 
+# Module-level aliases for the per-frame checks: an Enum member looked up on its class costs several
+# times a global (EnumType's attribute lookup), and receive() checks the state per frame.
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
+
+
 @dataclass(frozen=True)
 class Opened:
     """The server accepted the handshake."""
@@ -107,7 +112,7 @@ class WebSocketClient:
     def __init__(self, target: WebSocketTarget, *, max_size: int = 4 << 20) -> None:
         self.target = target
         self.max_size = max_size
-        self.state = State.CONNECTING
+        self.state = _CONNECTING
         self._key = base64.b64encode(os.urandom(16))
         self._pending = b""  # received bytes not yet a whole response head or frame
         self._outgoing: list[bytes] = []
@@ -160,31 +165,31 @@ class WebSocketClient:
             return self._refuse("wrong Sec-WebSocket-Accept"), b""
         if headers.get("sec-websocket-extensions"):
             return self._refuse("the server chose an extension that was not offered"), b""
-        self.state = State.OPEN
+        self.state = _OPEN
         return [Opened()], rest
 
     def _refuse(self, reason: str) -> list[Event]:
-        self.state = State.CLOSED
+        self.state = _CLOSED
         return [Closed(1006, f"handshake refused: {reason}", refused=True)]
 
     # --- receiving ----------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> list[Event]:
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return []
         if self._pending:
             data = self._pending + data
             self._pending = b""
         events: list[Event] = []
-        if self.state is State.CONNECTING:
+        if self.state is _CONNECTING:
             events, data = self._read_response(data)
-            if self.state is State.CONNECTING:
+            if self.state is _CONNECTING:
                 self._pending = data
                 return events
         # Usually ``data`` is exactly one frame: parse it in place, copying only the payload.
         size = len(data)
         pos = 0
-        while self.state is not State.CLOSED and size - pos >= 2:
+        while self.state is not _CLOSED and size - pos >= 2:
             first, second = data[pos], data[pos + 1]
             length = second & 0x7F
             start = pos + 2
@@ -214,7 +219,7 @@ class WebSocketClient:
             event = self._frame(first, data[start:end])
             if event is not None:
                 events.append(event)
-        if pos < size and self.state is not State.CLOSED:
+        if pos < size and self.state is not _CLOSED:
             self._pending = data[pos:]
         return events
 
@@ -245,7 +250,7 @@ class WebSocketClient:
         if not fin or len(payload) > 125:
             return self._fail(1002, "a control frame was fragmented or longer than 125 bytes")
         if opcode == _PING:
-            if self.state is State.OPEN:
+            if self.state is _OPEN:
                 self._outgoing.append(self._frame_bytes(_PONG, payload))
             return None
         if opcode == _PONG:
@@ -258,22 +263,22 @@ class WebSocketClient:
             reason = payload[2:].decode("utf-8", "replace")
         else:
             code, reason = 1005, ""
-        if self.state is State.OPEN:  # echo it, as the closing handshake asks
+        if self.state is _OPEN:  # echo it, as the closing handshake asks
             self._outgoing.append(self._frame_bytes(_CLOSE, payload[:2]))
-        self.state = State.CLOSED
+        self.state = _CLOSED
         return Closed(code, reason)
 
     def _fail(self, code: int, reason: str) -> Closed:
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             self._outgoing.append(self._frame_bytes(_CLOSE, _MEDIUM.pack(code) + reason.encode()[:120]))
-        self.state = State.CLOSED
+        self.state = _CLOSED
         return Closed(code, reason)
 
     def receive_eof(self) -> list[Event]:
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return []
-        refused = self.state is State.CONNECTING
-        self.state = State.CLOSED
+        refused = self.state is _CONNECTING
+        self.state = _CLOSED
         return [Closed(1006, "the connection closed without a close frame", refused=refused)]
 
     def data_to_send(self) -> list[bytes]:
@@ -295,9 +300,9 @@ class WebSocketClient:
 
     def close(self, code: int = 1000, reason: str = "") -> bytes:
         """Start the closing handshake; b"" if it is already closing or closed."""
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             return b""
-        self.state = State.CLOSING
+        self.state = _CLOSING
         return self._frame_bytes(_CLOSE, _MEDIUM.pack(code) + reason.encode()[:120])
 
     def _frame_bytes(self, opcode: int, payload: bytes) -> bytes:
