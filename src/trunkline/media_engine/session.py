@@ -77,21 +77,19 @@ def _sdp_target(address: str, port: int) -> tuple[str, int] | None:
     return None
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
+class _SessionProtocol(asyncio.DatagramProtocol):
+    """One of a session's two sockets. ``datagram_received`` is the session's own handler, set on the
+    instance, rather than a method here that forwards to it: one Python call less per packet."""
+
     transport: asyncio.DatagramTransport
 
-    def __init__(self, session: MediaSession) -> None:
+    def __init__(self, session: MediaSession, handler: Callable[[bytes, Address], None]) -> None:
         self.session = session
+        self.datagram_received = handler  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: CPython's selector UDP transport does not subclass DatagramTransport.
         self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        try:
-            self.session._on_rtp_datagram(data, addr, self.transport)
-        except Exception:
-            log.exception("RTP datagram from %s dropped", addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP unreachable from a peer that has gone away; the call layer decides about RTP timeouts.
@@ -99,14 +97,6 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session._on_transport_lost()
-
-
-class _RtcpProtocol(_RtpProtocol):
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        try:
-            self.session._on_rtcp(data, addr, self.transport)
-        except Exception:
-            log.exception("RTCP datagram from %s dropped", addr)
 
 
 class MediaSession:
@@ -214,11 +204,13 @@ class MediaSession:
             jitter_max_ms=jitter_max_ms,
         )
         try:
-            rtp_transport, _ = await loop.create_datagram_endpoint(lambda: _RtpProtocol(session), sock=lease.rtp_socket)
+            rtp_transport, _ = await loop.create_datagram_endpoint(
+                lambda: _SessionProtocol(session, session._on_rtp_datagram), sock=lease.rtp_socket
+            )
             session._open_transports += 1
             session._rtp_transport = rtp_transport
             rtcp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _RtcpProtocol(session), sock=lease.rtcp_socket
+                lambda: _SessionProtocol(session, session._on_rtcp_datagram), sock=lease.rtcp_socket
             )
             session._open_transports += 1
             session._rtcp_transport = rtcp_transport
@@ -496,66 +488,72 @@ class MediaSession:
 
     # --- inbound datagrams ------------------------------------------------------------------------
 
-    def _on_rtp_datagram(self, data: bytes, addr: Address, transport: asyncio.DatagramTransport) -> None:
-        if len(data) >= 2 and 192 <= data[1] <= 223:  # is_rtcp, inlined: RTCP multiplexed on the RTP port
-            self._on_rtcp(data, addr, transport)
-            return
-        if self._negotiated is None or self._closing:
-            self.ignored += 1
-            return
+    def _on_rtp_datagram(self, data: bytes, addr: Address) -> None:
+        """The RTP socket's ``datagram_received`` itself (the body is inline, under one ``try``: a Python
+        call less per packet): a datagram that breaks something is logged and dropped, never allowed to
+        reach uvloop, which would close the socket."""
         try:
-            pt, sequence, timestamp, ssrc, payload = parse_rtp_fields(data)
-        except RtpError:
-            self.malformed += 1
-            return
-        if pt == self._audio_pt:
-            valid = len(payload) > 0
-        elif pt == self._event_pt:
-            valid = len(payload) >= _EVENT_PAYLOAD_BYTES
-        else:
-            self.ignored += 1
-            return
-        if not valid:  # checked before latching: a junk packet must not steer our stream
-            self.malformed += 1
-            return
-        if addr != self._remote:
-            if self._latched and ssrc != self._remote_ssrc:
+            if self._negotiated is None or self._closing:
                 self.ignored += 1
                 return
-            self._remote = addr
-            if not self._rtcp_latched:
-                self._rtcp_target = (self._rtcp_transport, (addr[0], addr[1] + 1))
-        self._latched = True
-        if ssrc != self._remote_ssrc:
-            self._new_remote_stream(ssrc)
-        rx = self._rx
-        assert rx is not None
-        now = self._loop.time()
-        rx.on_packet(sequence, timestamp, len(payload), now)
-        if not self._may_receive:
-            return
-        if pt == self._audio_pt:
-            # Audio nobody consumes (hold music, parked, playback) skips the buffers; the
-            # statistics above still saw the packet.
-            consumer = self.on_audio
-            if consumer is None:
+            if len(data) >= 2 and 192 <= data[1] <= 223:  # is_rtcp, inlined: RTCP multiplexed on the RTP port
+                self._on_rtcp(data, addr, self._rtp_transport)
                 return
-            if self._on_arrival:
-                reorder = self._reorder
-                reorder.jitter = rx.jitter / self._codec.clock_rate
-                convert = self._to_consumer
-                for frame in reorder.push(sequence, payload, now):
-                    consumer(frame if frame is None or convert is None else convert(frame))
+            try:
+                pt, sequence, timestamp, ssrc, payload = parse_rtp_fields(data)
+            except RtpError:
+                self.malformed += 1
+                return
+            if pt == self._audio_pt:
+                valid = len(payload) > 0
+            elif pt == self._event_pt:
+                valid = len(payload) >= _EVENT_PAYLOAD_BYTES
             else:
-                self._jitter.push(sequence, timestamp, payload, now)
-            return
-        try:
-            digits = self._dtmf_rx.feed(timestamp, payload, now)
-        except MediaError:
-            self.malformed += 1
-            return
-        for digit in digits:
-            self._deliver_dtmf(digit.digit)
+                self.ignored += 1
+                return
+            if not valid:  # checked before latching: a junk packet must not steer our stream
+                self.malformed += 1
+                return
+            if addr != self._remote:
+                if self._latched and ssrc != self._remote_ssrc:
+                    self.ignored += 1
+                    return
+                self._remote = addr
+                if not self._rtcp_latched:
+                    self._rtcp_target = (self._rtcp_transport, (addr[0], addr[1] + 1))
+            self._latched = True
+            if ssrc != self._remote_ssrc:
+                self._new_remote_stream(ssrc)
+            rx = self._rx
+            assert rx is not None
+            now = self._loop.time()
+            rx.on_packet(sequence, timestamp, len(payload), now)
+            if not self._may_receive:
+                return
+            if pt == self._audio_pt:
+                # Audio nobody consumes (hold music, parked, playback) skips the buffers; the
+                # statistics above still saw the packet.
+                consumer = self.on_audio
+                if consumer is None:
+                    return
+                if self._on_arrival:
+                    reorder = self._reorder
+                    reorder.jitter = rx.jitter / self._codec.clock_rate
+                    convert = self._to_consumer
+                    for frame in reorder.push(sequence, payload, now):
+                        consumer(frame if frame is None or convert is None else convert(frame))
+                else:
+                    self._jitter.push(sequence, timestamp, payload, now)
+                return
+            try:
+                digits = self._dtmf_rx.feed(timestamp, payload, now)
+            except MediaError:
+                self.malformed += 1
+                return
+            for digit in digits:
+                self._deliver_dtmf(digit.digit)
+        except Exception:
+            log.exception("RTP datagram from %s dropped", addr)
 
     def _new_remote_stream(self, ssrc: int) -> None:
         """The peer started a new stream (first packet, or a new SSRC after a transfer or re-INVITE)."""
@@ -582,6 +580,12 @@ class MediaSession:
             log.exception("on_dtmf callback failed")
 
     # --- RTCP -------------------------------------------------------------------------------------
+
+    def _on_rtcp_datagram(self, data: bytes, addr: Address) -> None:
+        try:
+            self._on_rtcp(data, addr, self._rtcp_transport)
+        except Exception:
+            log.exception("RTCP datagram from %s dropped", addr)
 
     def _on_rtcp(self, data: bytes, addr: Address, transport: asyncio.DatagramTransport) -> None:
         if self._negotiated is None or self._closing:
