@@ -6,8 +6,8 @@
 Everything runs on 127.0.0.1. Processes: Trunkline's gateway in this process; two SIPp UASes (one
 answers the load calls and echoes their RTP, one only answers the probe calls, whose SDP names the
 probe's RTP port); an echo agent in the Twilio protocol in its own process (``--role echo-agent``:
-websockets' sans-I/O server on a plain asyncio protocol, lighter than the demo's coroutine agent so
-it takes less of the machine); per round a probe process (``--role probe``) and, for the floor, a
+websockets does its handshake, then frames are cut and echoed by hand, so it takes as little of the
+machine as it can, see ``EchoConnection``); per round a probe process (``--role probe``) and, for the floor, a
 bare relay and an RTP load generator (``--role floor-relay`` / ``--role rtp-load``). Every helper
 exits by itself when its stdin closes (this script closes it, or dies) or after ``--lifetime``
 seconds; SIPp has its own ``-timeout``.
