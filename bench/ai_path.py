@@ -151,7 +151,8 @@ async def timed(args) -> None:
         best_floor = min(best_floor, floor_path(args.frames))
     per_trunkline, per_floor = best_trunkline / args.frames * 1e6, best_floor / args.frames * 1e6
     print(f"per frame pair, Python only (fastest of {args.rounds} rounds of {args.frames}):")
-    print(f"  trunkline {per_trunkline:6.2f} us   bare relay {per_floor:6.2f} us   ratio {per_trunkline / per_floor:.2f}")
+    ratio = per_trunkline / per_floor
+    print(f"  trunkline {per_trunkline:6.2f} us   bare relay {per_floor:6.2f} us   ratio {ratio:.2f}")
 
 
 def counted(path: str, frames: int) -> int:

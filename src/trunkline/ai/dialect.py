@@ -31,7 +31,7 @@ class AgentDialect(Protocol):
         """Messages to send as soon as the agent connection is open."""
         ...
 
-    def media(self, pcm: bytes) -> str | bytes:
+    def media(self, frame: bytes) -> str | bytes:
         """One 20 ms frame of caller audio (8 kHz mono, in :attr:`audio_codec`) as a wire message."""
         ...
 

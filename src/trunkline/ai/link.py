@@ -30,7 +30,7 @@ class AgentLink(Protocol):
     async def open(self) -> None:
         """Connect and say hello; raises :class:`AgentUnreachable`."""
 
-    def send_audio(self, pcm: bytes) -> None:
+    def send_audio(self, frame: bytes) -> None:
         """One 20 ms frame of caller audio, 8 kHz mono (PCM16, or G.711 in :attr:`audio_codec`)."""
 
     def send_dtmf(self, digit: str) -> None: ...

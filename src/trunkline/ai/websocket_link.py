@@ -97,8 +97,9 @@ class WebSocketLink(asyncio.Protocol):
     def _process(self, events: list) -> None:
         for event in events:
             if type(event) is Message:
+                message = event.data.decode("utf-8", "replace") if event.text else event.data
                 try:
-                    agent_events = self.dialect.parse(event.data.decode("utf-8", "replace") if event.text else event.data)
+                    agent_events = self.dialect.parse(message)
                 except AgentProtocolError as exc:
                     self.protocol_errors += 1
                     log.warning("agent %s: dropped a message: %s", self.url, exc)

@@ -133,7 +133,7 @@ class DtmfReceiver:
         if self._current is None:
             return []
         out: list[DtmfDigit] = []
-        if self._current is not None and now - self._current[3] >= self.timeout:
+        if now - self._current[3] >= self.timeout:
             self._finish(out)
         return out
 
