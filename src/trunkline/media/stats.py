@@ -94,8 +94,9 @@ class ReceiveStatistics:
         self.received_prior = 0
         self.expected_prior = 0
 
-    def _update_seq(self, seq: int) -> bool:
-        udelta = (seq - self.max_seq) & 0xFFFF
+    def _update_seq_unusual(self, seq: int, udelta: int) -> bool:
+        """RFC 3550 A.1's update_seq for the cases :meth:`on_packet` leaves to it: probation, and a
+        packet too far from the highest seen (a jump, or one arriving very late)."""
         if self.probation:
             if seq == (self.max_seq + 1) & 0xFFFF:
                 self.probation -= 1
@@ -108,11 +109,7 @@ class ReceiveStatistics:
                 self.probation = MIN_SEQUENTIAL - 1
                 self.max_seq = seq
             return False
-        if udelta < MAX_DROPOUT:
-            if seq < self.max_seq:
-                self.cycles += RTP_SEQ_MOD
-            self.max_seq = seq
-        elif udelta <= RTP_SEQ_MOD - MAX_MISORDER:
+        if udelta <= RTP_SEQ_MOD - MAX_MISORDER:
             if seq != self.bad_seq:
                 self.bad_seq = (seq + 1) & 0xFFFF
                 return False
@@ -129,14 +126,14 @@ class ReceiveStatistics:
             self._started = True
             self.max_seq = (seq - 1) & 0xFFFF
         udelta = (seq - self.max_seq) & 0xFFFF
-        if not self.probation and udelta < MAX_DROPOUT:  # the usual packet: _update_seq's first case, inlined
+        if self.probation or udelta >= MAX_DROPOUT:
+            valid = self._update_seq_unusual(seq, udelta)
+        else:  # A.1's usual case, here rather than in a call per packet: in order, or a little late
             if seq < self.max_seq:
                 self.cycles += RTP_SEQ_MOD
             self.max_seq = seq
             self.received += 1
             valid = True
-        else:
-            valid = self._update_seq(seq)
         if valid:
             if self.received > 1:
                 # A.8 jitter, with the timestamp difference taken modulo 2^32 so a wrap is harmless.
