@@ -125,14 +125,13 @@ class WebSocketLink(asyncio.Protocol):
     # --- outbound -------------------------------------------------------------------------------
 
     def send_audio(self, frame: bytes) -> None:
-        transport, ws = self._transport, self._ws
-        if transport is None or ws is None or self._closing or ws.state is not _OPEN or transport.is_closing():
+        transport = self._transport
+        if transport is None or self._closing:
             return
         if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
             self.dropped_frames += 1
             return
-        message = self.dialect.media(frame)
-        transport.write(ws.text(message.encode()) if type(message) is str else ws.binary(message))
+        self._send(self.dialect.media(frame))
 
     def send_dtmf(self, digit: str) -> None:
         self._send(self.dialect.dtmf(digit))

@@ -190,9 +190,7 @@ class RtpSender:
         )
         self.sequence = (self.sequence + 1) & 0xFFFF
         self.timestamp = (self.timestamp + (self.samples_per_frame if samples is None else samples)) & 0xFFFFFFFF
-        stats = self.stats  # SendStatistics.record, inlined: this runs per packet per call
-        stats.packets += 1
-        stats.octets += len(payload)
+        self.stats.record(len(payload))
         return packet
 
     def packetize_event(self, payload: bytes, payload_type: int, timestamp: int, marker: bool) -> bytes:

@@ -46,7 +46,7 @@ from trunkline.media.rtcp import (
     parse_rtcp,
     round_trip_time,
 )
-from trunkline.media.rtp import RtpSender, parse_rtp_fields
+from trunkline.media.rtp import RtpSender, is_rtcp, parse_rtp_fields
 from trunkline.media.sdp import NegotiatedMedia
 from trunkline.media.stats import MediaStatsSnapshot, ReceiveStatistics, snapshot
 from trunkline.media_engine.clock import MediaClock
@@ -496,7 +496,7 @@ class MediaSession:
             if self._negotiated is None or self._closing:
                 self.ignored += 1
                 return
-            if len(data) >= 2 and 192 <= data[1] <= 223:  # is_rtcp, inlined: RTCP multiplexed on the RTP port
+            if is_rtcp(data):  # RTCP multiplexed on the RTP port
                 self._on_rtcp(data, addr, self._rtp_transport)
                 return
             try:
