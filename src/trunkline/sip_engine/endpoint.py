@@ -112,9 +112,6 @@ class EndpointStats:
     def transactions_active(self) -> int:
         return len(self._table)
 
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in (*self.__slots__[1:], "transactions_active")}
-
 
 ErrorCallback = Callable[[int, str], None]
 MessageCallback = Callable[[SipRequest | SipResponse], None]
