@@ -25,6 +25,7 @@ from trunkline.ai.websocket_codec import (
     WebSocketError,
     WebSocketTarget,
 )
+from trunkline.media.g711 import G711Codec
 
 log = logging.getLogger(__name__)
 _OPEN = State.OPEN  # a global is cheaper than an Enum member lookup, and the check runs per frame
@@ -40,7 +41,6 @@ class WebSocketLink(asyncio.Protocol):
         self.url = url
         self.ca_file = ca_file
         self.dialect = dialect
-        self.audio_codec = dialect.audio_codec
         self.connect_timeout = connect_timeout
         self.on_event: Callable[[AgentEvent], None] | None = None
         self.on_closed: Callable[[str], None] | None = None
@@ -51,6 +51,10 @@ class WebSocketLink(asyncio.Protocol):
         self._handshake: asyncio.Future[None] | None = None
         self._closing = False
         self._closed = False
+
+    @property
+    def audio_codec(self) -> G711Codec | None:
+        return self.dialect.audio_codec
 
     async def open(self) -> None:
         try:
