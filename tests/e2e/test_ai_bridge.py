@@ -224,10 +224,7 @@ async def test_barge_in_clears_agent_audio_after_the_patience_window(start_gatew
         loop = asyncio.get_running_loop()
         tap.pass_echo = True  # the caller starts talking over the agent
         spoke_at = loop.time()
-        for _ in range(100):
-            if bot.events("clear"):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: bot.events("clear"), "the barge-in notice")
         await client.terminate(call.call_sid)
         await watch.hangup(call.call_sid)
     transport.close()
@@ -293,10 +290,7 @@ async def test_caller_dtmf_reaches_the_agent(start_gateway, peers):
             packet = RtpPacket(payload_type=101, sequence=1000 + n, timestamp=160_000, ssrc=0x5EED, payload=payload, marker=marker)
             tap.transport.sendto(build_rtp(packet), tap.gateway)
             await asyncio.sleep(0.02)
-        for _ in range(50):
-            if bot.events("dtmf"):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: bot.events("dtmf"), "the caller's key press at the agent")
         await client.terminate(call.call_sid)
         await watch.hangup(call.call_sid)
     transport.close()
