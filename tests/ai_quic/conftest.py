@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -45,8 +44,3 @@ async def agent_server(certificate: CertificateMaterial) -> AsyncIterator[object
     server.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll ``predicate`` on the loop until it holds; fail the test after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)

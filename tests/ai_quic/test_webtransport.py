@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.ai_quic.conftest import until
+from tests.conftest import wait_until
 from trunkline.ai.events import (
     AgentAudio,
     AgentClear,
@@ -65,12 +65,12 @@ async def test_two_calls_on_one_session_each_hear_their_own_echo(client: WebTran
     (call_a, rec_a), (call_b, rec_b) = open_call(client, 1, lang="en"), open_call(client, 2)
     assert call_a.call_id != call_b.call_id
     tone_a, tone_b = ToneGenerator((600.0,), 8000), ToneGenerator((1500.0,), 8000)
-    await until(lambda: len(agent_server.jobs) == 2)  # job_assign first, so no early frame is dropped
+    await wait_until(lambda: len(agent_server.jobs) == 2)  # job_assign first, so no early frame is dropped
     for _ in range(25):
         call_a.send_audio(tone_a.generate(160))
         call_b.send_audio(tone_b.generate(160))
         await asyncio.sleep(0.005)
-    await until(lambda: len(rec_a.audio()) >= 20 * 320 and len(rec_b.audio()) >= 20 * 320)
+    await wait_until(lambda: len(rec_a.audio()) >= 20 * 320 and len(rec_b.audio()) >= 20 * 320)
 
     assert len(agent_server.sessions) == 1  # multiplexed, not one session per call
     jobs = {job.assign.call_sid: job for job in agent_server.jobs}
@@ -89,25 +89,25 @@ async def test_two_calls_on_one_session_each_hear_their_own_echo(client: WebTran
 
 async def test_marks_round_trip(client: WebTransportAgentClient, agent_server: Any) -> None:
     call, rec = open_call(client, 1, script="20:mark=greeting 40:flush 60:mark=bye")
-    await until(lambda: len(rec.of(AgentMark)) == 2)
+    await wait_until(lambda: len(rec.of(AgentMark)) == 2)
     assert rec.events == [AgentMark("greeting"), AgentMark("bye")]  # the bare flush makes no event
     for mark in rec.of(AgentMark):
         call.mark_played(mark.name)
-    await until(lambda: agent_server.jobs[0].playouts == ["greeting", "bye"])
+    await wait_until(lambda: agent_server.jobs[0].playouts == ["greeting", "bye"])
 
 
 async def test_agent_initiated_events_arrive_in_order(client: WebTransportAgentClient) -> None:
     _, rec = open_call(client, 1, script="20:clear 40:dtmf=12# 60:transfer=sip:bob@example.com")
-    await until(lambda: len(rec.events) == 3)
+    await wait_until(lambda: len(rec.events) == 3)
     assert rec.events == [AgentClear(), AgentDtmf("12#"), AgentTransfer("sip:bob@example.com")]
 
 
 async def test_agent_shutdown_is_a_hangup_and_close_releases_the_call(client: WebTransportAgentClient,
                                                                       agent_server: Any) -> None:
     call, rec = open_call(client, 1, script="30:hangup 400:clear")
-    await until(lambda: rec.events == [AgentHangup()])
+    await wait_until(lambda: rec.events == [AgentHangup()])
     call.close()
-    await until(lambda: agent_server.jobs[0].ended)
+    await wait_until(lambda: agent_server.jobs[0].ended)
     await asyncio.sleep(0.45)  # the agent's later step is cancelled with the job; nothing more arrives
     assert rec.events == [AgentHangup()] and not rec.closed
     call.send_audio(bytes(320))  # a no-op on a closed call, not an error
@@ -119,7 +119,7 @@ async def test_gateway_tells_the_agent_about_dtmf_and_barge_in(client: WebTransp
     call.send_dtmf("5")
     call.send_dtmf("#")
     call.barge_in()
-    await until(lambda: bool(agent_server.jobs) and agent_server.jobs[0].barge_ins == 1)
+    await wait_until(lambda: bool(agent_server.jobs) and agent_server.jobs[0].barge_ins == 1)
     assert agent_server.jobs[0].caller_digits == "5#"
     with pytest.raises(ValueError):
         call.send_dtmf("x")
@@ -130,15 +130,15 @@ async def test_malformed_agent_input_is_dropped_and_the_session_goes_on(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="trunkline.ai.webtransport")
     call, rec = open_call(client, 1)
-    await until(lambda: len(agent_server.sessions) == 1 and bool(agent_server.jobs))
+    await wait_until(lambda: len(agent_server.sessions) == 1 and bool(agent_server.jobs))
     agent = agent_server.sessions[0]
     agent.send_datagram(b"\x01\x01")  # short
     agent.send_datagram(pack_audio(call.call_id, 0, bytes(100)))  # wrong size
     agent.send_control(b'garbage\n{"type":"dance","call_id":0}\n{"type":"clear","call_id":%d}\n' % call.call_id)
-    await until(lambda: rec.events == [AgentClear()])
+    await wait_until(lambda: rec.events == [AgentClear()])
     call.send_audio(bytes(320))
     call.send_audio(bytes(320))
-    await until(lambda: bool(rec.of(AgentAudio)))
+    await wait_until(lambda: bool(rec.of(AgentAudio)))
     assert client.connected and not rec.closed
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("dropped control line" in w for w in warnings) == 2
@@ -150,9 +150,9 @@ async def test_a_dropped_server_closes_every_open_call(client: WebTransportAgent
     (_, rec_a), (_, rec_b) = open_call(client, 1), open_call(client, 2)
     (ended, rec_ended) = open_call(client, 3)
     ended.close()
-    await until(lambda: len(agent_server.jobs) == 3)
+    await wait_until(lambda: len(agent_server.jobs) == 3)
     agent_server.close()
-    await until(lambda: bool(rec_a.closed and rec_b.closed))
+    await wait_until(lambda: bool(rec_a.closed and rec_b.closed))
     assert len(rec_a.closed) == 1 and rec_a.closed[0].startswith("connection closed")
     assert rec_b.closed == rec_a.closed
     assert not rec_ended.closed  # a call the gateway already ended is not told again
@@ -165,10 +165,10 @@ async def test_client_close_ends_calls_and_tells_them(agent_server: Any, certifi
     client = WebTransportAgentClient(agent_server.url, verify=str(certificate.cert_path))
     await client.connect()
     _, rec = open_call(client, 1)
-    await until(lambda: bool(agent_server.jobs))
+    await wait_until(lambda: bool(agent_server.jobs))
     await client.close()
     assert rec.closed == ["client closed"]
-    await until(lambda: agent_server.jobs[0].ended)
+    await wait_until(lambda: agent_server.jobs[0].ended)
 
 
 class _Relay(asyncio.DatagramProtocol):
@@ -208,7 +208,7 @@ async def test_a_silently_dead_agent_is_noticed_by_the_idle_timeout(agent_server
         await asyncio.sleep(1.5)  # idle longer than the timeout: the keepalive must hold the session up
         assert client.connected and not rec.closed
         relay.cut = True
-        await until(lambda: bool(rec.closed), timeout=5.0)
+        await wait_until(lambda: bool(rec.closed), timeout=5.0)
         assert not client.connected
         await client.close()
     finally:

@@ -7,7 +7,7 @@ import asyncio
 import random
 from collections import defaultdict
 
-from tests.conftest import client_for
+from tests.conftest import client_for, wait_until
 from trunkline.enums import EventType
 from trunkline.media.g711 import pcmu_encode
 from trunkline.sdk import CallEvent, Client
@@ -57,11 +57,7 @@ async def watched_client(gateway):
     client = client_for(gateway)
     await client.open()
     watch = CallWatch(client)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while not gateway.events._by_client.get(("local", client.client_id)):
-        assert loop.time() < deadline, "event subscription did not start"
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: gateway.events._by_client.get(("local", client.client_id)), "the event subscription")
     return client, watch
 
 

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from tests.conftest import client_for
+from tests.conftest import client_for, wait_until
 from tests.rawquic import raw_connection
 from trunkline.calls.events import CallEvent
 from trunkline.enums import ErrorCode, EventType
@@ -135,7 +135,7 @@ async def test_events_route_by_client_id_and_tenant(gateway):
     async with client_for(gateway, client_id="A") as a, client_for(gateway, client_id="B") as b:
         stream_a, stream_b = a.events().__aiter__(), b.events().__aiter__()
         next_a, next_b = asyncio.create_task(stream_a.__anext__()), asyncio.create_task(stream_b.__anext__())
-        await _until(lambda: len(gateway.events._by_tenant.get("local", ())) == 2)
+        await wait_until(lambda: len(gateway.events._by_tenant.get("local", ())) == 2)
         gateway.events.publish(event("for-a", client_id="A"))
         assert (await asyncio.wait_for(next_a, 5)).call_sid == "for-a"
         assert not next_b.done()
@@ -151,9 +151,9 @@ async def test_events_kept_while_away_are_replayed_in_order(gateway):
     async with client_for(gateway, client_id="cx") as first:
         stream = first.events().__aiter__()
         pending = asyncio.create_task(stream.__anext__())
-        await _until(lambda: gateway.events._by_client.get(("local", "cx")))
+        await wait_until(lambda: gateway.events._by_client.get(("local", "cx")))
         pending.cancel()
-    await _until(lambda: not gateway.events._by_client.get(("local", "cx")))
+    await wait_until(lambda: not gateway.events._by_client.get(("local", "cx")))
     for i in range(5):
         gateway.events.publish(event(f"call-{i}", client_id="cx"))
     async with client_for(gateway, client_id="cx") as second:
@@ -166,11 +166,11 @@ async def test_sdk_event_stream_survives_a_dropped_connection(gateway):
     async with client_for(gateway, client_id="resilient") as c:
         stream = c.events().__aiter__()
         first = asyncio.create_task(stream.__anext__())
-        await _until(lambda: gateway.events._by_client.get(("local", "resilient")))
+        await wait_until(lambda: gateway.events._by_client.get(("local", "resilient")))
         gateway.events.publish(event("before"))
         assert (await asyncio.wait_for(first, 5)).call_sid == "before"
         c._protocol.close()  # the network goes away under the SDK
-        await _until(lambda: not gateway.events._by_client.get(("local", "resilient")))
+        await wait_until(lambda: not gateway.events._by_client.get(("local", "resilient")))
         gateway.events.publish(event("while-away", client_id="resilient"))
         assert (await asyncio.wait_for(stream.__anext__(), 10)).call_sid == "while-away"
 
@@ -180,7 +180,7 @@ async def test_audio_frames_flow_both_ways(gateway, client):
     for i in range(3):
         await client.send_audio("call-1", b"\xff" * 160)
     await client.send_audio("call-1", b"", end_of_stream=True)
-    await _until(lambda: gateway.handlers.audio_frames_dropped == 4)
+    await wait_until(lambda: gateway.handlers.audio_frames_dropped == 4)
 
     connection = next(iter(gateway.rpc._server._protocols.values()))
     frames = client.audio("call-2").__aiter__()
@@ -200,10 +200,3 @@ async def test_garbage_on_an_audio_stream_stops_only_that_stream(gateway, client
     assert (await client.authenticate("")).tenant_id == "local"
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
