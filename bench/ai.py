@@ -164,19 +164,27 @@ def rtp_payload(data: bytes) -> bytes | None:
     return data[start:end] if end > start else None
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     """A free port outside the kernel's ephemeral range, so no socket bound to port 0 (the RTP load
-    generator opens hundreds) can take it between our choosing it and the probe binding it."""
+    generator opens hundreds) can take it between our choosing it and the probe binding it. Never
+    the same port twice in one run: the probe's ports are chosen together and bound later, so a
+    repeat would not yet be bound when it was tried."""
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         low, high = map(int, f.read().split())
     # above the ephemeral range, else between Trunkline's default RTP range (20000-29999) and it
     candidates = range(high + 1, 65536) if 65535 - high >= 1000 else range(30000, low)
     for port in random.sample(candidates, 200):
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port outside the ephemeral range")
 
@@ -686,8 +694,13 @@ HELPER_CPUS = set(range(1, os.cpu_count() or 1))
 
 
 def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread the process has now (threads it starts later inherit their creator's CPUs).
+    sched_setaffinity(pid) alone moves only the main thread: SIPp's RTP echo thread, started before
+    the bench can pin it, kept waking up on the measured CPU and took an eighth of it from the
+    gateway, preempting it ten thousand times a second."""
     if HELPER_CPUS and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(pid, cpus)
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), cpus)
 
 
 class Child:
