@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
 
+from tests.media_engine.fake_loop import FakeLoop
 from trunkline.media_engine.clock import LatenessRecorder, MediaClock
-
-
-class FakeHandle:
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class FakeLoop:
-    """Just enough of an event loop for the clock: a settable time and ordered timers."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-        self.scheduled: list[float] = []
-        self._timers: list[tuple[float, int, FakeHandle, Callable[[], Any]]] = []
-        self._seq = 0
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, callback: Callable[[], Any]) -> FakeHandle:
-        handle = FakeHandle()
-        self._seq += 1
-        self.scheduled.append(when)
-        heapq.heappush(self._timers, (when, self._seq, handle, callback))
-        return handle
-
-    @property
-    def pending(self) -> int:
-        return sum(not h.cancelled for _, _, h, _ in self._timers)
-
-    def run_next(self, delay: float = 0.0) -> None:
-        """Fire the earliest live timer ``delay`` seconds after it was due (or now, if later)."""
-        while True:
-            when, _, handle, callback = heapq.heappop(self._timers)
-            if not handle.cancelled:
-                break
-        self.now = max(self.now, when + delay)
-        callback()
 
 
 class Recorder:
@@ -67,7 +26,7 @@ class Recorder:
 
 
 def make_clock(loop: FakeLoop, **kwargs: Any) -> MediaClock:
-    return MediaClock(cast(asyncio.AbstractEventLoop, loop), **kwargs)
+    return MediaClock(cast(asyncio.AbstractEventLoop, loop), timer=loop.time, **kwargs)
 
 
 def test_ticks_every_participant_once_in_registration_order():
@@ -101,12 +60,14 @@ def test_falling_far_behind_skips_ahead_instead_of_bursting():
     clock.add(Recorder("a", log))
     loop.run_next()  # due at 0.02, on time
     loop.run_next(delay=0.205)  # due at 0.04, runs at 0.245: ten intervals late
-    # The next deadline would be 0.06, 9.25 intervals in the past: those 9 ticks are skipped.
+    # The next deadline would be 0.06, 9.25 intervals in the past: those 9 ticks are skipped, and
+    # the one due at 0.24 (already past too) runs at once.
     assert clock.skipped == 9
-    assert loop.scheduled[-1] == pytest.approx(0.24)
+    assert loop.scheduled[-1] == pytest.approx(0.245)
     loop.run_next()
     assert len(log) == 3  # no burst of catch-up ticks
     assert clock.lateness.max == pytest.approx(0.205)
+    assert log[-1][1] == pytest.approx(0.245)
 
 
 def test_a_small_lag_is_caught_up_rather_than_skipped():
@@ -115,7 +76,28 @@ def test_a_small_lag_is_caught_up_rather_than_skipped():
     clock.add(Recorder("a", []))
     loop.run_next(delay=0.05)  # 2.5 intervals late: within the allowed lag
     assert clock.skipped == 0
-    assert loop.scheduled[-1] == pytest.approx(0.04)
+    loop.run_next()  # the tick due at 0.04 runs at once, still 0.07
+    assert clock.lateness.max == pytest.approx(0.05)
+    assert clock.lateness.percentile(0) == pytest.approx(0.03)
+
+
+def test_poll_runs_a_due_tick_between_io_callbacks_and_only_then():
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02)
+    log: list[tuple[str, float]] = []
+    clock.add(Recorder("a", log, action=clock.poll))  # a poll from inside a tick must not recurse
+    loop.now = 0.019
+    clock.poll()
+    assert log == []
+    loop.now = 0.023  # due at 0.02; the loop is still busy with I/O, its timer has not run
+    clock.poll()
+    assert log == [("a", 0.023)]
+    assert clock.lateness.max == pytest.approx(0.003)
+    assert loop.pending == 1 and loop.scheduled[-1] == pytest.approx(0.04)  # the old timer was cancelled
+    clock.poll()
+    assert len(log) == 1
+    loop.run_next()
+    assert log[-1] == ("a", pytest.approx(0.04))
 
 
 def test_participants_added_or_removed_during_a_tick():

@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 
 from tests.media_engine.conftest import HOST, negotiated, random_pool, ticks, wait_until
+from tests.media_engine.fake_loop import FakeLoop
 from trunkline.media.dtmf import DtmfDetector, ToneDetector
 from trunkline.media.errors import MediaError
 from trunkline.media.g711 import PCMA, PCMU, codec_by_name, transcoder
@@ -380,6 +381,52 @@ async def test_a_frame_sent_ahead_replaces_the_next_tick(pair: tuple[MediaSessio
     assert a.stats().packets_sent == before + 1  # only one frame may be ahead
     await wait_until(lambda: a.source is None)
     assert a.stats().packets_sent == 10  # the tick it replaced sent nothing: no extra packet, no burst
+
+
+async def test_a_live_source_that_runs_dry_mid_stream_gets_its_slot_held_for_a_late_frame(pool):
+    """An agent frame a few ms late goes out then, in its own slot, instead of a frame late for good."""
+    fake = FakeLoop()
+    clock = MediaClock(cast(asyncio.AbstractEventLoop, fake), timer=fake.time)
+    session = await MediaSession.open(clock, pool)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind((HOST, 0))
+    peer.setblocking(False)
+
+    async def received() -> list[RtpPacket]:
+        await asyncio.sleep(0.05)  # loopback delivery
+        packets = []
+        while True:
+            try:
+                packets.append(parse_rtp(peer.recv(2048)))
+            except BlockingIOError:
+                return packets
+
+    try:
+        session.configure(negotiated(peer.getsockname()[1]))
+        queue = StreamQueue(codec=PCMU)
+        session.play(queue, live=True)
+        frames = [bytes([k]) * 160 for k in range(1, 5)]
+        queue.push(frames[0])
+        fake.run_next()  # frame 1
+        fake.run_next()  # dry in mid-stream: the slot is held
+        late = await received()
+        assert [p.payload for p in late] == [frames[0]]
+        queue.push(frames[1])
+        session.send_late_frame()  # e.g. 3 ms after the tick: sent now, in the held slot
+        queue.push(frames[2])
+        fake.run_next()  # frame 3 on time
+        fake.run_next()  # dry again; this time nothing comes
+        fake.run_next()  # the held slot passes unsent; silence from here on
+        packets = await received()
+        assert [p.payload for p in packets] == [frames[1], frames[2], PCMU.silence(160)]
+        stamps = [p.timestamp for p in late + packets]
+        assert [b - a for a, b in zip(stamps, stamps[1:])] == [160, 160, 320]  # one slot skipped, none added
+        assert packets[-1].marker  # a new talkspurt after the gap
+        assert session.stats().packets_sent == 4  # no extra packet anywhere
+    finally:
+        peer.close()
+        session.close()
+        await session.wait_closed()
 
 
 async def test_frames_delivered_on_arrival_do_not_wait_for_the_clock(pool):

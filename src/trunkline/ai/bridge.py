@@ -12,7 +12,10 @@ Agent audio is deliberately not sent on arrival, even into an empty queue, thoug
 up to a frame: measured with bench/ai.py, carrier and agent then drive each other's timing through
 the gateway instead of its clock, the per-call work stops being phase-locked to the tick, and at
 200 calls the clock ran 20 ms late at p99 and queues gained a frame at every late tick (a queue
-fed and drained at the same rate never gives it back). With ``auto_barge_in`` a VAD watches the caller while
+fed and drained at the same rate never gives it back). The one exception is a frame that misses
+its tick while the agent is mid-stream: the queue is played as a live source, so that tick held its
+slot, and the frame goes out on arrival, a few milliseconds late, instead of a frame late for the
+rest of the agent's turn. With ``auto_barge_in`` a VAD watches the caller while
 the agent talks and clears the queue after ``barge_in_patience_ms`` of speech; with it off there is
 no VAD cost at all.
 """
@@ -61,6 +64,7 @@ class AgentBridge:
         self._on_hangup = on_hangup
         self._on_transfer = on_transfer
         self._on_closed = on_closed
+        self._poll_clock = media.clock.poll
         self._active = False
 
     def start(self) -> None:
@@ -70,7 +74,7 @@ class AgentBridge:
         self.media.on_audio = self._on_caller_audio
         self.media.consumer_codec = self.link.audio_codec
         self.media.deliver_on_arrival = True
-        self.media.play(self.queue)
+        self.media.play(self.queue, live=True)
 
     def stop(self) -> None:
         """The call left the AI app or ended: detach from the media and say goodbye to the agent."""
@@ -120,8 +124,12 @@ class AgentBridge:
     # --- agent -> caller ----------------------------------------------------------------------
 
     def _on_agent_event(self, event: AgentEvent) -> None:
+        self._poll_clock()  # a tick due while the loop reads agent messages runs now, not after them
         if isinstance(event, AgentAudio):
-            self.queue.push(event.audio)
+            queue = self.queue
+            queue.push(event.audio)
+            if queue.queued_frames:
+                self.media.send_late_frame()
         elif isinstance(event, AgentMark):
             self.queue.push_mark(event.name)
         elif isinstance(event, AgentClear):

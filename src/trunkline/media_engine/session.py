@@ -136,8 +136,8 @@ class MediaSession:
         self.socket_errors = 0
         self.rtcp_interval = rtcp_interval
         self._clock = clock
+        self._now = clock.now  # the clock's timebase: arrivals compare with the times ticks are given
         self._lease = lease
-        self._loop = loop
         rng = random.SystemRandom()
         self._rtp = RtpSender(
             rng.getrandbits(32), PCMU.payload_type, sequence=rng.getrandbits(16), timestamp=rng.getrandbits(32)
@@ -167,8 +167,11 @@ class MediaSession:
         self._packets_at_last_report = 0
         self._next_rtcp = 0.0
         self._rtt: float | None = None
-        self._wall_offset = time.time() - loop.time()
+        self._wall_offset = time.time() - clock.now()
         self._source: AudioSource | None = None
+        self._live_source = False
+        self._source_streaming = False  # the live source had a frame at the last slot
+        self._frame_owed = False  # this slot's frame is held back for a live source's late frame
         self._read_encoded: Callable[[], bytes | None] | None = None  # the source's, if it holds G.711
         self._source_to_wire: Callable[[bytes], bytes] | None = None  # its law -> ours; None: as is
         self._consumer_codec: G711Codec | None = None
@@ -243,6 +246,10 @@ class MediaSession:
     @property
     def negotiated(self) -> NegotiatedMedia | None:
         return self._negotiated
+
+    @property
+    def clock(self) -> MediaClock:
+        return self._clock
 
     @property
     def source(self) -> AudioSource | None:
@@ -325,7 +332,7 @@ class MediaSession:
         if self._negotiated is not None and (codec is not self._codec or negotiated.payload_type != self._audio_pt):
             self._reset_inbound_audio()
         elif self._negotiated is None:
-            self._next_rtcp = self._loop.time() + self.rtcp_interval * random.uniform(0.5, 1.5)
+            self._next_rtcp = self._now() + self.rtcp_interval * random.uniform(0.5, 1.5)
         self._codec = codec
         self._silence_payload = codec.silence(FRAME_SAMPLES)
         self._bind_consumer()
@@ -346,10 +353,20 @@ class MediaSession:
         self._may_receive = negotiated.may_receive
         self._negotiated = negotiated
 
-    def play(self, source: AudioSource | None) -> AudioSource | None:
-        """Make ``source`` what this leg sends from the next tick on (None: send nothing); returns the previous."""
+    def play(self, source: AudioSource | None, *, live: bool = False) -> AudioSource | None:
+        """Make ``source`` what this leg sends from the next tick on (None: send nothing); returns the previous.
+
+        ``live``: someone feeds the source in real time (an agent's queue), so when it runs dry at a
+        tick in mid-stream, its frame is more likely a few milliseconds late than over. The slot is
+        then held until the feeder calls :meth:`send_late_frame` or the next tick comes (which lets
+        the slot pass unsent: the RTP timestamp moves on and the next packet starts a talkspurt).
+        Sending silence instead would put the late frame a whole frame behind, and every frame after
+        it: a queue fed and drained at the same rate never gives that frame back, so each late frame
+        would add 20 ms to the rest of the agent's turn."""
         previous = self._source
         self._source = source
+        self._live_source = live and source is not None
+        self._source_streaming = self._frame_owed = False
         self._bind_source()
         return previous
 
@@ -371,17 +388,30 @@ class MediaSession:
     def send_next_frame_now(self) -> None:
         """Send the next outbound frame at once instead of at the next tick, which then sends nothing
         for this leg: the packet rate is unchanged (one frame arrives early, which any jitter buffer
-        absorbs), but a change of what the caller hears — an agent's frame that found nothing queued,
-        silence after its ``clear`` — is on the wire without waiting up to a frame for the clock.
+        absorbs), but a change of what the caller hears — silence after an agent's ``clear`` — is on
+        the wire without waiting up to a frame for the clock. A slot held for a live source's late
+        frame is sent instead, with whatever the source has now.
         Does nothing if the next tick's frame has already gone out; a tick running late does not
         block this, its slot counts as past (see :meth:`MediaClock.slot_at`)."""
         if self._negotiated is None or self._closing:
             return
-        slot = self._clock.slot_at(self._loop.time(), self)
+        self._source_streaming = False  # whatever the source has now goes out: no slot is held
+        if self._frame_owed:  # the slot being held is the one to use
+            self._frame_owed = False
+            self._tick_outbound()
+            return
+        slot = self._clock.slot_at(self._now(), self)
         if slot <= self._sent_slot:
             return
         self._sent_slot = slot
         self._tick_outbound()
+
+    def send_late_frame(self) -> None:
+        """The live source has a whole frame again: if this slot's frame is being held for it (see
+        :meth:`play`), send it now."""
+        if self._frame_owed and not self._closing:
+            self._frame_owed = False
+            self._tick_outbound()
 
     def send_dtmf(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
         """Queue key presses: RFC 4733 events if negotiated, else in-band tones; they pause the source."""
@@ -405,7 +435,7 @@ class MediaSession:
         self._closing = True
         self._clock.remove(self)
         if self._negotiated is not None:
-            self._send_rtcp(self._loop.time(), bye=True)
+            self._send_rtcp(self._now(), bye=True)
         self._rtp_transport.close()
         self._rtcp_transport.close()
 
@@ -425,6 +455,9 @@ class MediaSession:
             slot = self._clock.slot
             if slot > self._sent_slot:
                 self._sent_slot = slot
+                if self._frame_owed:  # the live source's frame never came: the held slot passes unsent
+                    self._frame_owed = False
+                    self._rtp.skip()
                 self._tick_outbound()
         except Exception:
             log.exception("outbound media tick failed on port %d", self._lease.port)
@@ -476,14 +509,20 @@ class MediaSession:
                 if callback is not None:
                     callback(source)
                 return
+            if self._source_streaming:  # a live source ran dry mid-stream: hold the slot (see play)
+                self._source_streaming = False
+                self._frame_owed = True
+                return
             payload = self._silence_payload
-        elif self.muted:
-            payload = self._silence_payload
-        elif read_encoded is None:
-            payload = self._codec.encode(frame)
         else:
-            to_wire = self._source_to_wire
-            payload = frame if to_wire is None else to_wire(frame)
+            self._source_streaming = self._live_source
+            if self.muted:
+                payload = self._silence_payload
+            elif read_encoded is None:
+                payload = self._codec.encode(frame)
+            else:
+                to_wire = self._source_to_wire
+                payload = frame if to_wire is None else to_wire(frame)
         self._rtp_transport.sendto(rtp.packetize(payload), remote)
 
     # --- inbound datagrams ------------------------------------------------------------------------
@@ -491,8 +530,10 @@ class MediaSession:
     def _on_rtp_datagram(self, data: bytes, addr: Address) -> None:
         """The RTP socket's ``datagram_received`` itself (the body is inline, under one ``try``: a Python
         call less per packet): a datagram that breaks something is logged and dropped, never allowed to
-        reach uvloop, which would close the socket."""
+        reach uvloop, which would close the socket. A tick that came due while the loop was busy runs
+        first (:meth:`MediaClock.poll`)."""
         try:
+            self._clock.poll()
             if self._negotiated is None or self._closing:
                 self.ignored += 1
                 return
@@ -526,7 +567,7 @@ class MediaSession:
                 self._new_remote_stream(ssrc)
             rx = self._rx
             assert rx is not None
-            now = self._loop.time()
+            now = self._now()
             rx.on_packet(sequence, timestamp, len(payload), now)
             if not self._may_receive:
                 return
@@ -596,7 +637,7 @@ class MediaSession:
         except RtcpError:
             self.malformed += 1
             return
-        now = self._loop.time()
+        now = self._now()
         arrival = ntp_timestamp(self._wall_offset + now)
         for packet in packets:
             if not isinstance(packet, (SenderReport, ReceiverReport)):
