@@ -403,8 +403,8 @@ async def test_a_live_source_that_runs_dry_mid_stream_gets_its_slot_held_for_a_l
 
     try:
         session.configure(negotiated(peer.getsockname()[1]))
-        queue = StreamQueue(codec=PCMU)
-        session.play(queue, live=True)
+        queue = StreamQueue(codec=PCMU, live=True)
+        session.play(queue)
         frames = [bytes([k]) * 160 for k in range(1, 5)]
         queue.push(frames[0])
         fake.run_next()  # frame 1
@@ -423,6 +423,38 @@ async def test_a_live_source_that_runs_dry_mid_stream_gets_its_slot_held_for_a_l
         assert [b - a for a, b in zip(stamps, stamps[1:])] == [160, 160, 320]  # one slot skipped, none added
         assert packets[-1].marker  # a new talkspurt after the gap
         assert session.stats().packets_sent == 4  # no extra packet anywhere
+    finally:
+        peer.close()
+        session.close()
+        await session.wait_closed()
+
+
+async def test_intervals_the_clock_skips_move_the_timestamp_on_and_drop_a_live_sources_stale_audio(pool):
+    fake = FakeLoop(now=0.0)
+    clock = MediaClock(cast(asyncio.AbstractEventLoop, fake), timer=fake.time, interval=0.02, max_lag_ticks=3)
+    session = await MediaSession.open(clock, pool)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind((HOST, 0))
+    peer.setblocking(False)
+    try:
+        session.configure(negotiated(peer.getsockname()[1]))
+        queue = StreamQueue(codec=PCMU, live=True)
+        session.play(queue)
+        frames = [bytes([k]) * 160 for k in range(1, 12)]
+        for frame in frames[:10]:
+            queue.push(frame)
+        fake.run_next()  # frame 1
+        fake.run_next(delay=0.205)  # frame 2, ten intervals late: the clock skips the next nine
+        assert clock.skipped == 9
+        fake.run_next()
+        assert session.stale_frames_dropped == 8  # frames 3-10 were for the skipped intervals
+        assert queue.queued_frames == 0
+        queue.push(frames[10])
+        session.send_late_frame()
+        await asyncio.sleep(0.05)
+        packets = [parse_rtp(peer.recv(2048)) for _ in range(3)]
+        assert [p.payload for p in packets] == [frames[0], frames[1], frames[10]]
+        assert packets[2].timestamp - packets[1].timestamp == 160 * 10  # on the wall clock: a gap, not lateness
     finally:
         peer.close()
         session.close()

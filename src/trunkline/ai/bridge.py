@@ -54,7 +54,7 @@ class AgentBridge:
         self.media = media
         self.link = link
         codec = link.audio_codec
-        self.queue = StreamQueue(QUEUE_FRAMES, on_mark=link.mark_played, codec=codec)
+        self.queue = StreamQueue(QUEUE_FRAMES, on_mark=link.mark_played, codec=codec, live=True)
         self._silent_frame = codec.silence(FRAME_SAMPLES) if codec is not None else bytes(2 * FRAME_SAMPLES)
         self._vad_decode = codec.decode if codec is not None else None
         self.vad = VoiceActivityDetector() if auto_barge_in else None
@@ -74,7 +74,7 @@ class AgentBridge:
         self.media.on_audio = self._on_caller_audio
         self.media.consumer_codec = self.link.audio_codec
         self.media.deliver_on_arrival = True
-        self.media.play(self.queue, live=True)
+        self.media.play(self.queue)
 
     def stop(self) -> None:
         """The call left the AI app or ended: detach from the media and say goodbye to the agent."""

@@ -134,6 +134,8 @@ class MediaSession:
         self.ignored = 0
         """Valid RTP dropped: unexpected payload type, foreign source, or arriving before configure."""
         self.socket_errors = 0
+        self.stale_frames_dropped = 0
+        """Frames of a live source dropped because the clock skipped the intervals they were for."""
         self.rtcp_interval = rtcp_interval
         self._clock = clock
         self._now = clock.now  # the clock's timebase: arrivals compare with the times ticks are given
@@ -353,19 +355,19 @@ class MediaSession:
         self._may_receive = negotiated.may_receive
         self._negotiated = negotiated
 
-    def play(self, source: AudioSource | None, *, live: bool = False) -> AudioSource | None:
+    def play(self, source: AudioSource | None) -> AudioSource | None:
         """Make ``source`` what this leg sends from the next tick on (None: send nothing); returns the previous.
 
-        ``live``: someone feeds the source in real time (an agent's queue), so when it runs dry at a
-        tick in mid-stream, its frame is more likely a few milliseconds late than over. The slot is
-        then held until the feeder calls :meth:`send_late_frame` or the next tick comes (which lets
-        the slot pass unsent: the RTP timestamp moves on and the next packet starts a talkspurt).
+        A source with a true ``live`` attribute is fed in real time (an agent's queue), so when it
+        runs dry at a tick in mid-stream, its frame is more likely a few milliseconds late than over.
+        The slot is then held until the feeder calls :meth:`send_late_frame` or the next tick comes
+        (which lets the slot pass unsent: the RTP timestamp moves on, the next packet starts a talkspurt).
         Sending silence instead would put the late frame a whole frame behind, and every frame after
         it: a queue fed and drained at the same rate never gives that frame back, so each late frame
         would add 20 ms to the rest of the agent's turn."""
         previous = self._source
         self._source = source
-        self._live_source = live and source is not None
+        self._live_source = bool(getattr(source, "live", False))
         self._source_streaming = self._frame_owed = False
         self._bind_source()
         return previous
@@ -453,17 +455,34 @@ class MediaSession:
             log.exception("inbound media tick failed on port %d", self._lease.port)
         try:
             slot = self._clock.slot
-            if slot > self._sent_slot:
+            sent = self._sent_slot
+            if slot > sent:
                 self._sent_slot = slot
                 if self._frame_owed:  # the live source's frame never came: the held slot passes unsent
                     self._frame_owed = False
                     self._rtp.skip()
+                if slot > sent + 1 and sent >= 0:
+                    self._let_slots_pass(slot - sent - 1)
                 self._tick_outbound()
         except Exception:
             log.exception("outbound media tick failed on port %d", self._lease.port)
         if now >= self._next_rtcp:
             self._next_rtcp = now + self.rtcp_interval
             self._send_rtcp(now)
+
+    def _let_slots_pass(self, count: int) -> None:
+        """The clock skipped ``count`` intervals (the loop stalled). The RTP timestamp moves on with the
+        wall clock, so the far end sees a gap rather than late packets, and a live source drops the
+        audio it queued for those intervals: its feeder kept sending in real time, and playing that
+        audio now would make the caller hear everything after it as much later, for good."""
+        self._rtp.skip(self._rtp.samples_per_frame * count)
+        source = self._source
+        if self._live_source and source is not None:
+            read = self._read_encoded or source.read
+            for _ in range(count):
+                if read() is None:
+                    break
+                self.stale_frames_dropped += 1
 
     def _tick_inbound(self, now: float) -> None:
         consumer = self.on_audio

@@ -141,6 +141,14 @@ class WavPlayback:
         return frame
 
 
+#: A live StreamQueue drops a standing backlog once it has stood this many reads (0.5 s of ticks)...
+STANDING_WINDOW_READS = 25
+#: ...while its feeder never pushed more than this many frames between two reads (it is not bursting)...
+STANDING_MAX_FRAMES_PER_READ = 2
+#: ...if the backlog is this small (60 ms): a larger lead is taken to be the feeder's own choice.
+STANDING_MAX_FRAMES = 3
+
+
 class StreamQueue:
     """A bounded FIFO of streamed audio (an AI agent's speech) with in-band marks.
 
@@ -153,13 +161,29 @@ class StreamQueue:
 
     With ``codec`` the audio pushed is G.711 in that law (160 bytes a frame) and stays so until it
     is sent; :meth:`read` decodes a frame for whoever needs PCM16.
+
+    ``live``: the feeder streams in real time (an agent), which the media session reads as "a dry
+    tick mid-stream is probably a late frame" (see :meth:`MediaSession.play`). A live queue also
+    does not keep latency nobody asked for: when the feeder paces itself (never more than
+    ``STANDING_MAX_FRAMES_PER_READ`` frames between two reads) and yet one to
+    ``STANDING_MAX_FRAMES`` frames were left waiting after every read for ``STANDING_WINDOW_READS``
+    reads, they stand there only because of some past hiccup (a stall of the loop, the feeder's
+    burst after a stall of its own) and would delay everything the caller hears from then on, so
+    they are dropped (``shed_frames``). A feeder bursting ahead, as TTS does, and a lead of more
+    than a few frames, which a feeder keeps on purpose, are left alone.
     """
 
-    __slots__ = ("max_frames", "on_mark", "dropped_frames", "codec", "_frame_bytes", "_silence", "_items",
-                 "_frames", "_partial")
+    __slots__ = ("max_frames", "on_mark", "dropped_frames", "codec", "live", "shed_frames", "_frame_bytes",
+                 "_silence", "_items", "_frames", "_partial", "_pushed_since_read", "_standing_reads",
+                 "_standing_min")
 
     def __init__(
-        self, max_frames: int = 500, on_mark: Callable[[str], None] | None = None, codec: G711Codec | None = None
+        self,
+        max_frames: int = 500,
+        on_mark: Callable[[str], None] | None = None,
+        codec: G711Codec | None = None,
+        *,
+        live: bool = False,
     ) -> None:
         if max_frames <= 0:
             raise ValueError("max_frames must be positive")
@@ -167,6 +191,11 @@ class StreamQueue:
         self.on_mark = on_mark
         self.dropped_frames = 0
         self.codec = codec
+        self.live = live
+        self.shed_frames = 0
+        self._pushed_since_read = 0
+        self._standing_reads = 0
+        self._standing_min = 0
         self._frame_bytes = FRAME_SAMPLES if codec is not None else FRAME_BYTES
         self._silence = codec.silence(FRAME_SAMPLES) if codec is not None else SILENCE_FRAME
         self._items: deque[bytes | str] = deque()
@@ -193,8 +222,9 @@ class StreamQueue:
         if not partial and len(audio) == size:  # an agent streaming 20 ms chunks: no re-chunking
             self._items.append(audio)
             self._frames += 1
+            self._pushed_since_read += 1
             if self._frames > self.max_frames:
-                self._drop_oldest(self._frames - self.max_frames)
+                self._overflow()
             return
         partial += audio
         whole = len(partial) - len(partial) % size
@@ -207,8 +237,9 @@ class StreamQueue:
         view.release()
         del partial[:whole]
         self._frames += whole // size
+        self._pushed_since_read += whole // size
         if self._frames > self.max_frames:
-            self._drop_oldest(self._frames - self.max_frames)
+            self._overflow()
 
     def flush(self) -> None:
         """Pad a partial frame with silence and queue it, e.g. at the end of an utterance."""
@@ -226,6 +257,7 @@ class StreamQueue:
         self._items.clear()
         self._frames = 0
         self._partial.clear()
+        self._pushed_since_read = self._standing_reads = 0
         return marks
 
     def read_encoded(self) -> bytes | None:
@@ -236,14 +268,38 @@ class StreamQueue:
             if self.on_mark is not None:
                 self.on_mark(name)  # type: ignore[arg-type]
         if not items:
+            self._standing_reads = 0
             return None
         self._frames -= 1
-        return items.popleft()  # type: ignore[return-value]
+        frame = items.popleft()
+        if self.live:
+            self._watch_standing()
+        return frame  # type: ignore[return-value]
 
     def read(self) -> bytes | None:
         frame = self.read_encoded()
         codec = self.codec
         return frame if frame is None or codec is None else codec.decode(frame)
+
+    def _overflow(self) -> None:
+        excess = self._frames - self.max_frames
+        self._drop_oldest(excess)
+        self.dropped_frames += excess
+
+    def _watch_standing(self) -> None:
+        """After a live read: shed frames that have stood since the last window (see the class)."""
+        pushed, self._pushed_since_read = self._pushed_since_read, 0
+        left = self._frames
+        if not left or left > STANDING_MAX_FRAMES or pushed > STANDING_MAX_FRAMES_PER_READ:
+            self._standing_reads = 0  # drained, a lead kept on purpose, or a burst: nothing stale
+            return
+        if not self._standing_reads or left < self._standing_min:
+            self._standing_min = left
+        self._standing_reads += 1
+        if self._standing_reads >= STANDING_WINDOW_READS:
+            self._standing_reads = 0
+            self._drop_oldest(self._standing_min)
+            self.shed_frames += self._standing_min
 
     def _drop_oldest(self, count: int) -> None:
         items = self._items
@@ -255,7 +311,6 @@ class StreamQueue:
             else:
                 count -= 1
                 self._frames -= 1
-                self.dropped_frames += 1
         # Marks that stood among the dropped audio keep their place at the front of the queue.
         items.extendleft(reversed(marks))
 
