@@ -31,7 +31,8 @@ after 1 s to settle, a ``--seconds`` window measures:
   in the middle of a long loop pass runs there (see trunkline.media_engine.clock).
 - ``loss``: RTP packets lost on the carrier -> Trunkline legs (sum of ``packets_lost`` over the
   round's hangup events) + caller frames dropped toward slow agents (WebSocket write buffer full)
-  + agent frames dropped from full playout queues. Jitter-buffer counters are shown beside it.
+  + agent frames dropped from full playout queues, for ticks the clock skipped, or shed as a
+  standing backlog (StreamQueue ``live``). Jitter-buffer counters are shown beside it.
 - ``MB/call``: (VmRSS at the window's end - VmRSS just before the round's calls were placed) / (N+P).
   ``MB kept``: (VmRSS after all of them ended and a gc - the same start) / (N+P), the memory ended
   calls leave behind. (A warm-up of 5 calls first keeps one-time costs out of the first round.)
@@ -420,7 +421,10 @@ class ProbeAgent:
         slot = probe.slot(self.index, FRAME_S / 2)
         while self.sending:
             await sleep_until(slot)
-            slot = max(slot + FRAME_S, time.monotonic() - FRAME_S)
+            woke = time.monotonic()
+            if probe.measuring and woke - slot > probe.agent_late_max:
+                probe.agent_late_max = woke - slot
+            slot = max(slot + FRAME_S, woke - FRAME_S)
             ident = next(probe.ids)
             probe.owner[ident] = self.index
             payload = binascii.b2a_base64(marked_frame(ident), newline=False).decode()
@@ -444,6 +448,7 @@ class Probe:
         self.base = time.monotonic()
         self.ids = itertools.count(1)
         self.measuring = False
+        self.agent_late_max = 0.0  # how late the agents' sends woke, at worst: a stall of the probe itself
         self.streams: list[ProbeStream] = []
         self.agents: list[ProbeAgent] = []
         self.c2a_sent: dict[int, float] = {}
@@ -546,6 +551,7 @@ async def role_probe(args) -> None:
         "clear": [],
         "tone_after": [],
         "clear_failed": 0,
+        "agent_late_max": round(probe.agent_late_max * 1000, 1),
         # median per stream, in phase order: shows the tick-phase sawtooth and any stream held a frame longer
         **{f"{d}_streams": [round(statistics.median(v) * 1000, 1) for k, v in sorted(probe.by_stream[d].items())
                             if k is not None] for d in ("c2a", "a2c")},
@@ -860,7 +866,7 @@ class Bench:
     def media_counters(self) -> dict:
         """Cumulative counters of the live calls' jitter buffers and agent bridges (diagnostics)."""
         c = {"late": 0, "overflow": 0, "concealed": 0, "underruns": 0, "trimmed": 0,
-             "link_dropped": 0, "queue_dropped": 0, "targets": {}}
+             "link_dropped": 0, "queue_dropped": 0, "stale_dropped": 0, "shed": 0, "targets": {}}
         for call in self.live():
             media = getattr(call.leg, "_media", None)
             agent = getattr(call.leg, "_agent", None)
@@ -871,11 +877,13 @@ class Bench:
                 c["concealed"] += jb.concealed + rb.concealed
                 c["underruns"] += jb.underruns
                 c["trimmed"] += jb.dropped
+                c["stale_dropped"] += media.stale_frames_dropped
                 target = int(rb.wait_ms if media.deliver_on_arrival else jb.target_delay_ms)
                 c["targets"][target] = c["targets"].get(target, 0) + 1
             if agent is not None:
                 c["link_dropped"] += agent.link.dropped_frames
                 c["queue_dropped"] += agent.queue.dropped_frames
+                c["shed"] += agent.queue.shed_frames
         return c
 
     async def warm_up(self) -> None:
@@ -947,7 +955,8 @@ class Bench:
         calls = up + probes_up
         per_call = busy / max(1, calls) * 100
         discarded = counters["late"] + counters["overflow"] + counters["trimmed"]
-        loss = self.ledger.packets_lost - lost0 + discarded + counters["link_dropped"] + counters["queue_dropped"]
+        loss = (self.ledger.packets_lost - lost0 + discarded + counters["link_dropped"] + counters["queue_dropped"]
+                + counters["stale_dropped"] + counters["shed"])
         ended = {s: k - ended0.get(s, 0) for s, k in self.ledger.by_status.items() if k - ended0.get(s, 0)}
         p99 = lateness.percentile(99) * 1000
         return {
@@ -957,7 +966,7 @@ class Bench:
             "mb": (rss - rss_before) / max(1, calls), "kept_mb": (rss_after - rss_before) / max(1, calls),
             "helpers": helper_pct, "gc": gc_watch.describe(),
             "latency": latency_summary(result), "clear": result["clear"], "tone_after": result["tone_after"],
-            "clear_failed": result["clear_failed"], "hangup_s": hangup_s,
+            "clear_failed": result["clear_failed"], "hangup_s": hangup_s, "agent_late_max": result["agent_late_max"],
         }
 
     async def floor_round(self, n: int) -> dict:
@@ -1040,7 +1049,8 @@ class Bench:
               f" sipp {h['sipp']:.0f}, probe {h['probe']:.0f}; gc pauses here: {t['gc']};"
               f" reorder waits / jitter targets {{{targets}}}; underruns {c['underruns']}, concealed {c['concealed']},"
               f" late {c['late']}, overflow {c['overflow']}, trimmed {c['trimmed']}; rtp lost {t['rtp_lost']},"
-              f" to-agent dropped {c['link_dropped']}, queue dropped {c['queue_dropped']}; clock skipped"
+              f" to-agent dropped {c['link_dropped']}, queue dropped {c['queue_dropped']}"
+              f" (+{c['stale_dropped']} for skipped ticks, +{c['shed']} standing shed); clock skipped"
               f" {t['skipped']}; hangups {t['ended']} in {t['hangup_s']:.1f} s", flush=True)
         for d, name in (("c2a", "caller->agent"), ("a2c", "agent->caller")):
             tp50, tp95, got, missing, phases = t["latency"][d]
@@ -1049,7 +1059,9 @@ class Bench:
                   f" | floor p50 {fp50:4.2f} p95 {fp95:4.2f} ms"
                   f" | added beyond 20 ms frame p50 {tp50 - 20 - fp50:+5.1f} p95 {tp95 - 20 - fp95:+5.1f} ms"
                   f"  ({got} frames, {missing} lost; floor lost {fmissing})", flush=True)
-            print(f"          per-phase medians ms: {' '.join(f'{m:.1f}' for m in phases)}", flush=True)
+            print(f"          per-phase medians ms: {' '.join(f'{m:.1f}' for m in phases)}"
+                  + (f"; the probe's agents sent up to {t['agent_late_max']:.1f} ms late" if d == "a2c" else ""),
+                  flush=True)
         if t["clear"]:
             print(f"        clear-to-silence p50 {percentile(t['clear'], 50):.1f} p95 {percentile(t['clear'], 95):.1f}"
                   f" max {max(t['clear']):.1f} ms over {len(t['clear'])} trials ({t['clear_failed']} void);"
