@@ -19,7 +19,6 @@ the same on every run of the same code: the figure to compare before and after a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
@@ -108,13 +107,12 @@ async def trunkline_path(frames: int) -> float:
     bridge.start()
     packets = [RTP_HEADER.pack(0x80, 0, seq & 0xFFFF, seq * 160, 0xCAFE) + ULAW for seq in range(frames)]
     message = agent_media()
-    loop = asyncio.get_running_loop()
     started = time.perf_counter()
     for packet in packets:
         session._on_rtp_datagram(packet, PEER)
         link.data_received(message)
         session._sent_slot = -1  # as if the clock had moved on a slot
-        session.tick(loop.time())
+        session.tick(clock.now())
     elapsed = time.perf_counter() - started
     bridge.stop()
     session._rtp_transport = rtp_socket

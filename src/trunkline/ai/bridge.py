@@ -128,8 +128,9 @@ class AgentBridge:
         if isinstance(event, AgentAudio):
             queue = self.queue
             queue.push(event.audio)
-            if queue.queued_frames:
-                self.media.send_late_frame()
+            media = self.media
+            if media.frame_held and queue.queued_frames:
+                media.send_late_frame()
         elif isinstance(event, AgentMark):
             self.queue.push_mark(event.name)
         elif isinstance(event, AgentClear):

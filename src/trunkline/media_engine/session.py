@@ -173,7 +173,9 @@ class MediaSession:
         self._source: AudioSource | None = None
         self._live_source = False
         self._source_streaming = False  # the live source had a frame at the last slot
-        self._frame_owed = False  # this slot's frame is held back for a live source's late frame
+        self.frame_held = False
+        """This slot's frame is held for the live source's late frame (see :meth:`play`); read-only
+        for the feeder, which checks it before calling :meth:`send_late_frame`."""
         self._read_encoded: Callable[[], bytes | None] | None = None  # the source's, if it holds G.711
         self._source_to_wire: Callable[[bytes], bytes] | None = None  # its law -> ours; None: as is
         self._consumer_codec: G711Codec | None = None
@@ -368,7 +370,7 @@ class MediaSession:
         previous = self._source
         self._source = source
         self._live_source = bool(getattr(source, "live", False))
-        self._source_streaming = self._frame_owed = False
+        self._source_streaming = self.frame_held = False
         self._bind_source()
         return previous
 
@@ -398,8 +400,8 @@ class MediaSession:
         if self._negotiated is None or self._closing:
             return
         self._source_streaming = False  # whatever the source has now goes out: no slot is held
-        if self._frame_owed:  # the slot being held is the one to use
-            self._frame_owed = False
+        if self.frame_held:  # the slot being held is the one to use
+            self.frame_held = False
             self._tick_outbound()
             return
         slot = self._clock.slot_at(self._now(), self)
@@ -411,8 +413,8 @@ class MediaSession:
     def send_late_frame(self) -> None:
         """The live source has a whole frame again: if this slot's frame is being held for it (see
         :meth:`play`), send it now."""
-        if self._frame_owed and not self._closing:
-            self._frame_owed = False
+        if self.frame_held and not self._closing:
+            self.frame_held = False
             self._tick_outbound()
 
     def send_dtmf(self, digits: str, duration_ms: int = 100, gap_ms: int = 60) -> None:
@@ -458,8 +460,8 @@ class MediaSession:
             sent = self._sent_slot
             if slot > sent:
                 self._sent_slot = slot
-                if self._frame_owed:  # the live source's frame never came: the held slot passes unsent
-                    self._frame_owed = False
+                if self.frame_held:  # the live source's frame never came: the held slot passes unsent
+                    self.frame_held = False
                     self._rtp.skip()
                 if slot > sent + 1 and sent >= 0:
                     self._let_slots_pass(slot - sent - 1)
@@ -530,7 +532,7 @@ class MediaSession:
                 return
             if self._source_streaming:  # a live source ran dry mid-stream: hold the slot (see play)
                 self._source_streaming = False
-                self._frame_owed = True
+                self.frame_held = True
                 return
             payload = self._silence_payload
         else:

@@ -273,7 +273,10 @@ class StreamQueue:
         self._frames -= 1
         frame = items.popleft()
         if self.live:
-            self._watch_standing()
+            if self._frames:
+                self._watch_standing()
+            else:  # the usual case, a paced feeder with nothing waiting: no call
+                self._pushed_since_read = self._standing_reads = 0
         return frame  # type: ignore[return-value]
 
     def read(self) -> bytes | None:
@@ -290,8 +293,8 @@ class StreamQueue:
         """After a live read: shed frames that have stood since the last window (see the class)."""
         pushed, self._pushed_since_read = self._pushed_since_read, 0
         left = self._frames
-        if not left or left > STANDING_MAX_FRAMES or pushed > STANDING_MAX_FRAMES_PER_READ:
-            self._standing_reads = 0  # drained, a lead kept on purpose, or a burst: nothing stale
+        if left > STANDING_MAX_FRAMES or pushed > STANDING_MAX_FRAMES_PER_READ:
+            self._standing_reads = 0  # a lead kept on purpose, or a burst: nothing stale
             return
         if not self._standing_reads or left < self._standing_min:
             self._standing_min = left
