@@ -161,6 +161,19 @@ def test_a_live_queue_sheds_a_small_backlog_that_stands_behind_a_paced_feeder():
     assert q.queued_frames == 0  # and from then on each frame plays on the read after it came
 
 
+def test_a_live_queue_that_runs_dry_soon_after_shedding_keeps_that_lead_from_then_on():
+    """An echoing agent behind a slow far end: the loop needs a frame more in flight than one tick."""
+    q = StreamQueue(live=True)
+    q.push(numbered(1))
+    paced(q, 1, STANDING_WINDOW_READS)
+    assert q.shed_frames == 1
+    paced(q, 100, 3)
+    assert q.read() is None  # starved: the frame it shed was needed
+    q.push(numbered(1))
+    paced(q, 200, 3 * STANDING_WINDOW_READS)
+    assert q.shed_frames == 1 and q.queued_frames == 1
+
+
 @pytest.mark.parametrize("backlog", [STANDING_MAX_FRAMES + 1, 10])
 def test_a_live_queue_keeps_a_lead_its_feeder_built_on_purpose(backlog: int):
     q = StreamQueue(live=True)

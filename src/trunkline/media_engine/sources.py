@@ -147,6 +147,8 @@ STANDING_WINDOW_READS = 25
 STANDING_MAX_FRAMES_PER_READ = 2
 #: ...if the backlog is this small (60 ms): a larger lead is taken to be the feeder's own choice.
 STANDING_MAX_FRAMES = 3
+#: A live queue that runs dry within this many reads of shedding needed what it shed.
+SHED_PROBATION_READS = 25
 
 
 class StreamQueue:
@@ -170,12 +172,15 @@ class StreamQueue:
     reads, they stand there only because of some past hiccup (a stall of the loop, the feeder's
     burst after a stall of its own) and would delay everything the caller hears from then on, so
     they are dropped (``shed_frames``). A feeder bursting ahead, as TTS does, and a lead of more
-    than a few frames, which a feeder keeps on purpose, are left alone.
+    than a few frames, which a feeder keeps on purpose, are left alone. And when the queue runs dry
+    soon after shedding, the feeder needed that lead after all (an agent that echoes what it hears
+    from a slow far end is a loop that needs two frames in flight, and shedding one only starves
+    it into a gap): from then on one more standing frame is allowed, up to ``STANDING_MAX_FRAMES``.
     """
 
     __slots__ = ("max_frames", "on_mark", "dropped_frames", "codec", "live", "shed_frames", "_frame_bytes",
                  "_silence", "_items", "_frames", "_partial", "_pushed_since_read", "_standing_reads",
-                 "_standing_min")
+                 "_standing_min", "_standing_allowed", "_reads", "_shed_at")
 
     def __init__(
         self,
@@ -196,6 +201,9 @@ class StreamQueue:
         self._pushed_since_read = 0
         self._standing_reads = 0
         self._standing_min = 0
+        self._standing_allowed = 0
+        self._reads = 0  # whole frames read, while live
+        self._shed_at = -SHED_PROBATION_READS - 1  # self._reads at the last shedding
         self._frame_bytes = FRAME_SAMPLES if codec is not None else FRAME_BYTES
         self._silence = codec.silence(FRAME_SAMPLES) if codec is not None else SILENCE_FRAME
         self._items: deque[bytes | str] = deque()
@@ -269,10 +277,14 @@ class StreamQueue:
                 self.on_mark(name)  # type: ignore[arg-type]
         if not items:
             self._standing_reads = 0
+            if self.live and self._reads - self._shed_at <= SHED_PROBATION_READS:
+                self._shed_at = -SHED_PROBATION_READS - 1
+                self._standing_allowed = min(self._standing_allowed + 1, STANDING_MAX_FRAMES)
             return None
         self._frames -= 1
         frame = items.popleft()
         if self.live:
+            self._reads += 1
             if self._frames:
                 self._watch_standing()
             else:  # the usual case, a paced feeder with nothing waiting: no call
@@ -301,8 +313,11 @@ class StreamQueue:
         self._standing_reads += 1
         if self._standing_reads >= STANDING_WINDOW_READS:
             self._standing_reads = 0
-            self._drop_oldest(self._standing_min)
-            self.shed_frames += self._standing_min
+            excess = self._standing_min - self._standing_allowed
+            if excess > 0:
+                self._drop_oldest(excess)
+                self.shed_frames += excess
+                self._shed_at = self._reads
 
     def _drop_oldest(self, count: int) -> None:
         items = self._items
