@@ -1,6 +1,6 @@
 """AI-bridged calls under load: SIPp carrier (RTP echo) <-> Trunkline <-> an echo agent, against a bare floor.
 
-    python bench/ai.py [--calls 50,100,150,200] [--seconds 5] [--probe-calls 8] [--latency-seconds 3]
+    python bench/ai.py [--calls 150,200,250,300] [--seconds 5] [--probe-calls 8] [--latency-seconds 3]
                        [--clear-trials 16] [--profile PATH]
 
 Everything runs on 127.0.0.1. Processes: Trunkline's gateway in this process; two SIPp UASes (one
@@ -1147,7 +1147,7 @@ ROLES = {"echo-agent": role_echo_agent, "probe": role_probe, "floor-relay": role
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", default="50,100,150,200", help="comma-separated N (concurrent AI calls)")
+    parser.add_argument("--calls", default="150,200,250,300", help="comma-separated N (concurrent AI calls)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per round")
     parser.add_argument("--probe-calls", type=int, default=8, help="probe streams (phases across the frame)")
     parser.add_argument("--latency-seconds", type=float, default=3.0, help="latency sample per round")
