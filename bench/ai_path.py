@@ -99,7 +99,7 @@ async def trunkline_path(frames: int) -> float:
     session.configure(NegotiatedMedia(codec="PCMU", payload_type=0, clock_rate=8000, telephone_event_pt=101,
                                       remote_address=PEER[0], remote_port=PEER[1], remote_direction="sendrecv",
                                       local_direction="sendrecv"))
-    rtp_socket, session._rtp_transport = session._rtp_transport, Sink()
+    rtp_socket, session._rtp_socket = session._rtp_socket, Sink()
     url = "ws://127.0.0.1:1/agent"
     link = WebSocketLink(url, make_dialect("twilio", CallInfo("CA1", "MZ1", "+1", "+2", "t", "tenant", "a"), {}))
     link._ws, link._transport = open_client(url), Sink()
@@ -115,7 +115,7 @@ async def trunkline_path(frames: int) -> float:
         session.tick(clock.now())
     elapsed = time.perf_counter() - started
     bridge.stop()
-    session._rtp_transport = rtp_socket
+    session._rtp_socket = rtp_socket
     session.close()
     await session.wait_closed()
     return elapsed

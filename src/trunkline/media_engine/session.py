@@ -29,7 +29,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from typing import cast
 
 from trunkline.media.dtmf import DtmfReceiver, DtmfSender, ToneGenerator
 from trunkline.media.errors import MediaError, RtcpError, RtpError
@@ -77,26 +76,51 @@ def _sdp_target(address: str, port: int) -> tuple[str, int] | None:
     return None
 
 
-class _SessionProtocol(asyncio.DatagramProtocol):
-    """One of a session's two sockets. ``datagram_received`` is the session's own handler, set on the
-    instance, rather than a method here that forwards to it: one Python call less per packet."""
+class _SessionSocket:
+    """One of a session's two UDP sockets, read and written directly instead of through an asyncio
+    transport. uvloop's UDP transport reads until EAGAIN, so with one packet per socket per 20 ms,
+    the usual case, every packet cost a second ``recvmsg`` that found nothing; here each readiness
+    callback reads one datagram (polling is level-triggered: another one waiting brings another
+    callback). Measured on 200 sockets at 50 packets/s each: 4.0 instead of 4.8 us of CPU per packet
+    received, 4.3 instead of 5.0 per packet sent. A send that fails (a full buffer, an ICMP error
+    reported on the socket) drops that datagram and is counted: RTP must not queue behind a
+    blocked socket and reach the peer late."""
 
-    transport: asyncio.DatagramTransport
+    __slots__ = ("_sock", "_fd", "_loop", "_session", "_handler")
 
-    def __init__(self, session: MediaSession, handler: Callable[[bytes, Address], None]) -> None:
-        self.session = session
-        self.datagram_received = handler  # type: ignore[method-assign]
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, session: MediaSession,
+        handler: Callable[[bytes, Address], None],
+    ) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._loop = loop
+        self._session = session
+        self._handler = handler
+        loop.add_reader(self._fd, self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not an isinstance check: CPython's selector UDP transport does not subclass DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    def _readable(self) -> None:
+        try:
+            data, addr = self._sock.recvfrom(2048)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # e.g. ICMP unreachable from a peer that has gone away
+            self._session.socket_errors += 1
+            return
+        self._handler(data, addr)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP unreachable from a peer that has gone away; the call layer decides about RTP timeouts.
-        self.session.socket_errors += 1
+    def sendto(self, data: bytes, addr: Address) -> None:
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:
+            self._session.socket_errors += 1
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.session._on_transport_lost()
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._fd = -1
+            self._sock.close()
 
 
 class MediaSession:
@@ -164,7 +188,7 @@ class MediaSession:
         self._remote: Address | None = None
         self._latched = False
         self._remote_ssrc: int | None = None
-        self._rtcp_target: tuple[asyncio.DatagramTransport, Address] | None = None
+        self._rtcp_target: tuple[_SessionSocket, Address] | None = None
         self._rtcp_latched = False
         self._packets_at_last_report = 0
         self._next_rtcp = 0.0
@@ -180,9 +204,8 @@ class MediaSession:
         self._source_to_wire: Callable[[bytes], bytes] | None = None  # its law -> ours; None: as is
         self._consumer_codec: G711Codec | None = None
         self._to_consumer: Callable[[bytes], bytes] | None = PCMU.decode  # None: payloads as they are
-        self._rtp_transport: asyncio.DatagramTransport
-        self._rtcp_transport: asyncio.DatagramTransport
-        self._open_transports = 0
+        self._rtp_socket: _SessionSocket
+        self._rtcp_socket: _SessionSocket
         self._closing = False
         self._sent_slot = -1  # the clock slot whose frame has gone out (possibly ahead of its tick)
         self._closed: asyncio.Future[None] = loop.create_future()
@@ -211,22 +234,12 @@ class MediaSession:
             jitter_max_ms=jitter_max_ms,
         )
         try:
-            rtp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _SessionProtocol(session, session._on_rtp_datagram), sock=lease.rtp_socket
-            )
-            session._open_transports += 1
-            session._rtp_transport = rtp_transport
-            rtcp_transport, _ = await loop.create_datagram_endpoint(
-                lambda: _SessionProtocol(session, session._on_rtcp_datagram), sock=lease.rtcp_socket
-            )
-            session._open_transports += 1
-            session._rtcp_transport = rtcp_transport
+            session._rtp_socket = _SessionSocket(loop, lease.rtp_socket, session, session._on_rtp_datagram)
+            session._rtcp_socket = _SessionSocket(loop, lease.rtcp_socket, session, session._on_rtcp_datagram)
         except BaseException:
-            if session._open_transports:
-                session._closing = True
-                session._rtp_transport.close()
-            else:
-                lease.release()
+            if hasattr(session, "_rtp_socket"):
+                session._rtp_socket.close()
+            lease.release()
             raise
         clock.add(session)
         return session
@@ -352,7 +365,7 @@ class MediaSession:
             self._remote = target
             self._latched = False
             self._rtcp_latched = False
-            self._rtcp_target = (self._rtcp_transport, (target[0], target[1] + 1)) if target else None
+            self._rtcp_target = (self._rtcp_socket, (target[0], target[1] + 1)) if target else None
         self._may_send = negotiated.may_send
         self._may_receive = negotiated.may_receive
         self._negotiated = negotiated
@@ -432,16 +445,17 @@ class MediaSession:
             self._inband_dtmf.extend([SILENCE_FRAME] * gap_frames)
 
     def close(self) -> None:
-        """Say RTCP BYE, leave the clock and close the sockets; the port returns to the pool once both
-        transports have closed (await :meth:`wait_closed`). Idempotent."""
+        """Say RTCP BYE, leave the clock, close the sockets and give the port back. Idempotent."""
         if self._closing:
             return
         self._closing = True
         self._clock.remove(self)
         if self._negotiated is not None:
             self._send_rtcp(self._now(), bye=True)
-        self._rtp_transport.close()
-        self._rtcp_transport.close()
+        self._rtp_socket.close()
+        self._rtcp_socket.close()
+        self._lease.release()
+        self._closed.set_result(None)
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed)
@@ -511,10 +525,10 @@ class MediaSession:
         if self._event_pt >= 0:
             event = self._dtmf_tx.tick()
             if event is not None:
-                self._rtp_transport.sendto(event, remote)
+                self._rtp_socket.sendto(event, remote)
                 return
         if self._inband_dtmf:
-            self._rtp_transport.sendto(rtp.packetize(self._codec.encode(self._inband_dtmf.popleft())), remote)
+            self._rtp_socket.sendto(rtp.packetize(self._codec.encode(self._inband_dtmf.popleft())), remote)
             return
         source = self._source
         if source is None:
@@ -544,7 +558,7 @@ class MediaSession:
             else:
                 to_wire = self._source_to_wire
                 payload = frame if to_wire is None else to_wire(frame)
-        self._rtp_transport.sendto(rtp.packetize(payload), remote)
+        self._rtp_socket.sendto(rtp.packetize(payload), remote)
 
     # --- inbound datagrams ------------------------------------------------------------------------
 
@@ -559,7 +573,7 @@ class MediaSession:
                 self.ignored += 1
                 return
             if is_rtcp(data):  # RTCP multiplexed on the RTP port
-                self._on_rtcp(data, addr, self._rtp_transport)
+                self._on_rtcp(data, addr, self._rtp_socket)
                 return
             try:
                 pt, sequence, timestamp, ssrc, payload = parse_rtp_fields(data)
@@ -582,7 +596,7 @@ class MediaSession:
                     return
                 self._remote = addr
                 if not self._rtcp_latched:
-                    self._rtcp_target = (self._rtcp_transport, (addr[0], addr[1] + 1))
+                    self._rtcp_target = (self._rtcp_socket, (addr[0], addr[1] + 1))
             self._latched = True
             if ssrc != self._remote_ssrc:
                 self._new_remote_stream(ssrc)
@@ -645,11 +659,11 @@ class MediaSession:
 
     def _on_rtcp_datagram(self, data: bytes, addr: Address) -> None:
         try:
-            self._on_rtcp(data, addr, self._rtcp_transport)
+            self._on_rtcp(data, addr, self._rtcp_socket)
         except Exception:
             log.exception("RTCP datagram from %s dropped", addr)
 
-    def _on_rtcp(self, data: bytes, addr: Address, transport: asyncio.DatagramTransport) -> None:
+    def _on_rtcp(self, data: bytes, addr: Address, sock: _SessionSocket) -> None:
         if self._negotiated is None or self._closing:
             self.ignored += 1
             return
@@ -665,7 +679,7 @@ class MediaSession:
                 continue
             if self._remote_ssrc is not None and packet.ssrc != self._remote_ssrc:
                 continue
-            self._rtcp_target = (transport, addr)
+            self._rtcp_target = (sock, addr)
             self._rtcp_latched = True
             if isinstance(packet, SenderReport) and self._rx is not None:
                 self._rx.on_sender_report(packet.ntp_timestamp, now)
@@ -698,15 +712,8 @@ class MediaSession:
         parts: list[RtcpPacket] = [report, SourceDescription.cname(self._rtp.ssrc, self.cname)]
         if bye:
             parts.append(Bye((self._rtp.ssrc,)))
-        transport, addr = target
-        transport.sendto(build_rtcp(parts), addr)
-
-    def _on_transport_lost(self) -> None:
-        self._open_transports -= 1
-        if self._open_transports == 0:
-            self._lease.release()
-            if not self._closed.done():
-                self._closed.set_result(None)
+        sock, addr = target
+        sock.sendto(build_rtcp(parts), addr)
 
     def __repr__(self) -> str:
         return f"<MediaSession port={self._lease.port} remote={self._remote} ssrc={self._rtp.ssrc:08x}>"
