@@ -31,8 +31,8 @@ after 1 s to settle, a ``--seconds`` window measures:
   in the middle of a long loop pass runs there (see trunkline.media_engine.clock).
 - ``loss``: RTP packets lost on the carrier -> Trunkline legs (sum of ``packets_lost`` over the
   round's hangup events) + caller frames dropped toward slow agents (WebSocket write buffer full)
-  + agent frames dropped from full playout queues, for ticks the clock skipped, or shed as a
-  standing backlog (StreamQueue ``live``). Jitter-buffer counters are shown beside it.
+  + agent frames dropped from full playout queues or for ticks the clock skipped. Jitter-buffer
+  counters are shown beside it.
 - ``MB/call``: (VmRSS at the window's end - VmRSS just before the round's calls were placed) / (N+P).
   ``MB kept``: (VmRSS after all of them ended and a gc - the same start) / (N+P), the memory ended
   calls leave behind. (A warm-up of 5 calls first keeps one-time costs out of the first round.)
@@ -710,7 +710,10 @@ def pin(pid: int, cpus: set[int]) -> None:
     gateway, preempting it ten thousand times a second."""
     if HELPER_CPUS and hasattr(os, "sched_setaffinity"):
         for tid in os.listdir(f"/proc/{pid}/task"):
-            os.sched_setaffinity(int(tid), cpus)
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except ProcessLookupError:  # a thread that ended meanwhile
+                pass
 
 
 class Child:
@@ -866,7 +869,7 @@ class Bench:
     def media_counters(self) -> dict:
         """Cumulative counters of the live calls' jitter buffers and agent bridges (diagnostics)."""
         c = {"late": 0, "overflow": 0, "concealed": 0, "underruns": 0, "trimmed": 0,
-             "link_dropped": 0, "queue_dropped": 0, "stale_dropped": 0, "shed": 0, "targets": {}}
+             "link_dropped": 0, "queue_dropped": 0, "stale_dropped": 0, "targets": {}}
         for call in self.live():
             media = getattr(call.leg, "_media", None)
             agent = getattr(call.leg, "_agent", None)
@@ -883,7 +886,6 @@ class Bench:
             if agent is not None:
                 c["link_dropped"] += agent.link.dropped_frames
                 c["queue_dropped"] += agent.queue.dropped_frames
-                c["shed"] += agent.queue.shed_frames
         return c
 
     async def warm_up(self) -> None:
@@ -956,7 +958,7 @@ class Bench:
         per_call = busy / max(1, calls) * 100
         discarded = counters["late"] + counters["overflow"] + counters["trimmed"]
         loss = (self.ledger.packets_lost - lost0 + discarded + counters["link_dropped"] + counters["queue_dropped"]
-                + counters["stale_dropped"] + counters["shed"])
+                + counters["stale_dropped"])
         ended = {s: k - ended0.get(s, 0) for s, k in self.ledger.by_status.items() if k - ended0.get(s, 0)}
         p99 = lateness.percentile(99) * 1000
         return {
@@ -1050,7 +1052,7 @@ class Bench:
               f" reorder waits / jitter targets {{{targets}}}; underruns {c['underruns']}, concealed {c['concealed']},"
               f" late {c['late']}, overflow {c['overflow']}, trimmed {c['trimmed']}; rtp lost {t['rtp_lost']},"
               f" to-agent dropped {c['link_dropped']}, queue dropped {c['queue_dropped']}"
-              f" (+{c['stale_dropped']} for skipped ticks, +{c['shed']} standing shed); clock skipped"
+              f" (+{c['stale_dropped']} for skipped ticks); clock skipped"
               f" {t['skipped']}; hangups {t['ended']} in {t['hangup_s']:.1f} s", flush=True)
         for d, name in (("c2a", "caller->agent"), ("a2c", "agent->caller")):
             tp50, tp95, got, missing, phases = t["latency"][d]

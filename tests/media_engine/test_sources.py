@@ -13,8 +13,6 @@ from trunkline.media.wav import load_wav, write_wav
 from trunkline.media_engine.sources import (
     FRAME_BYTES,
     SILENCE_FRAME,
-    STANDING_MAX_FRAMES,
-    STANDING_WINDOW_READS,
     Mixer,
     Silence,
     StreamQueue,
@@ -139,61 +137,6 @@ def test_stream_queue_overflow_drops_the_oldest_audio_and_counts_it():
     assert q.dropped_frames == 2
     assert q.queued_frames == 3
     assert [sample(q.read()) for _ in range(3)] == [2, 3, 4]
-
-
-def paced(q: StreamQueue, first: int, reads: int) -> list[int]:
-    """A feeder in real time: one frame pushed per read, numbered on from ``first``."""
-    played = []
-    for k in range(first, first + reads):
-        q.push(frame_of(k))
-        played.append(sample(q.read()))
-    return played
-
-
-def test_a_live_queue_sheds_a_small_backlog_that_stands_behind_a_paced_feeder():
-    q = StreamQueue(live=True)
-    q.push(numbered(2))  # a hiccup left two frames ahead; then real time
-    played = paced(q, 2, STANDING_WINDOW_READS + 5)
-    assert q.shed_frames == 2 and q.dropped_frames == 0
-    jump = played.index(played[0] + STANDING_WINDOW_READS) + 1
-    assert played[:jump] == list(range(jump))
-    assert played[jump] - played[jump - 1] == 3  # two stale frames skipped, once
-    assert q.queued_frames == 0  # and from then on each frame plays on the read after it came
-
-
-def test_a_live_queue_that_runs_dry_soon_after_shedding_keeps_that_lead_from_then_on():
-    """An echoing agent behind a slow far end: the loop needs a frame more in flight than one tick."""
-    q = StreamQueue(live=True)
-    q.push(numbered(1))
-    paced(q, 1, STANDING_WINDOW_READS)
-    assert q.shed_frames == 1
-    paced(q, 100, 3)
-    assert q.read() is None  # starved: the frame it shed was needed
-    q.push(numbered(1))
-    paced(q, 200, 3 * STANDING_WINDOW_READS)
-    assert q.shed_frames == 1 and q.queued_frames == 1
-
-
-@pytest.mark.parametrize("backlog", [STANDING_MAX_FRAMES + 1, 10])
-def test_a_live_queue_keeps_a_lead_its_feeder_built_on_purpose(backlog: int):
-    q = StreamQueue(live=True)
-    q.push(numbered(backlog))
-    assert paced(q, backlog, 3 * STANDING_WINDOW_READS) == list(range(3 * STANDING_WINDOW_READS))
-    assert q.shed_frames == 0
-
-
-def test_a_bursting_feeder_and_a_queue_that_is_not_live_are_never_shed():
-    bursty = StreamQueue(live=True)
-    not_live = StreamQueue()
-    bursty.push(numbered(1))
-    not_live.push(numbered(2))
-    for k in range(3 * STANDING_WINDOW_READS):
-        if k % 3 == 0:
-            bursty.push(numbered(3))  # 60 ms chunks every 60 ms: one to three frames wait after each read
-        bursty.read()
-        not_live.push(frame_of(k))
-        not_live.read()
-    assert bursty.shed_frames == 0 and not_live.shed_frames == 0
 
 
 def test_marks_fire_in_order_once_the_audio_before_them_was_pulled():

@@ -12,8 +12,8 @@ The loop only looks at its timers between passes, and one pass can run hundreds 
 (every RTP packet and agent message that arrived while the last pass ran), so under load a tick
 due in the middle of a pass used to wait for the whole pass: measured with bench/ai.py at 250
 calls, p99 lateness of 20-60 ms while the core was still 10% idle. The media path's I/O handlers
-therefore call :meth:`MediaClock.poll` after each datagram or message, and a tick that has come due
-runs right there, between two callbacks. That needs a clock read fresh at every call, which uvloop's
+therefore call :meth:`MediaClock.poll` as each datagram or message comes in, and a tick that has
+come due runs right there, between two callbacks. That needs a clock read fresh at every call, which uvloop's
 ``loop.time()`` is not (it is taken once per pass), so the clock keeps its own timebase,
 ``time.monotonic`` by default, and the sessions it drives stamp their packets with it too.
 """

@@ -81,10 +81,10 @@ class _SessionSocket:
     transport. uvloop's UDP transport reads until EAGAIN, so with one packet per socket per 20 ms,
     the usual case, every packet cost a second ``recvmsg`` that found nothing; here each readiness
     callback reads one datagram (polling is level-triggered: another one waiting brings another
-    callback). Measured on 200 sockets at 50 packets/s each: 4.0 instead of 4.8 us of CPU per packet
-    received, 4.3 instead of 5.0 per packet sent. A send that fails (a full buffer, an ICMP error
-    reported on the socket) drops that datagram and is counted: RTP must not queue behind a
-    blocked socket and reach the peer late."""
+    callback): perf counted two ``recvmsg`` per packet under bench/ai.py before, one ``recvfrom``
+    now, and a direct ``sendto`` also skips the transport's own bookkeeping. A send that fails (a
+    full buffer, an ICMP error reported on the socket) drops that datagram and is counted: RTP must
+    not queue behind a blocked socket and reach the peer late."""
 
     __slots__ = ("_sock", "_fd", "_loop", "_session", "_handler")
 
@@ -563,10 +563,10 @@ class MediaSession:
     # --- inbound datagrams ------------------------------------------------------------------------
 
     def _on_rtp_datagram(self, data: bytes, addr: Address) -> None:
-        """The RTP socket's ``datagram_received`` itself (the body is inline, under one ``try``: a Python
-        call less per packet): a datagram that breaks something is logged and dropped, never allowed to
-        reach uvloop, which would close the socket. A tick that came due while the loop was busy runs
-        first (:meth:`MediaClock.poll`)."""
+        """Every datagram on the RTP socket (the body is inline, under one ``try``: a Python call less
+        per packet); a datagram that breaks something is logged and dropped, and never disturbs the
+        socket or the loop. A tick that came due while the loop was busy runs first
+        (:meth:`MediaClock.poll`)."""
         try:
             self._clock.poll()
             if self._negotiated is None or self._closing:

@@ -6,7 +6,8 @@ cannot run ahead of real time, and "played" means exactly "pulled by the clock".
 
 ``read()`` returns a 320-byte frame, or None when it has nothing for this tick. None from a source
 that is not ``finished`` is a momentary underrun (the session fills it with silence so the RTP
-stream stays continuous); None from a ``finished`` source means it is done for good.
+stream stays continuous, or, for a ``live`` source in mid-stream, holds the slot briefly for a late
+frame); None from a ``finished`` source means it is done for good.
 
 A source that holds G.711 already (a :class:`StreamQueue` made with a ``codec``: an agent speaking
 µ-law) also has ``codec`` and ``read_encoded()``, the same frame as 160 G.711 bytes; a leg playing
@@ -141,16 +142,6 @@ class WavPlayback:
         return frame
 
 
-#: A live StreamQueue drops a standing backlog once it has stood this many reads (0.5 s of ticks)...
-STANDING_WINDOW_READS = 25
-#: ...while its feeder never pushed more than this many frames between two reads (it is not bursting)...
-STANDING_MAX_FRAMES_PER_READ = 2
-#: ...if the backlog is this small (60 ms): a larger lead is taken to be the feeder's own choice.
-STANDING_MAX_FRAMES = 3
-#: A live queue that runs dry within this many reads of shedding needed what it shed.
-SHED_PROBATION_READS = 25
-
-
 class StreamQueue:
     """A bounded FIFO of streamed audio (an AI agent's speech) with in-band marks.
 
@@ -165,22 +156,14 @@ class StreamQueue:
     is sent; :meth:`read` decodes a frame for whoever needs PCM16.
 
     ``live``: the feeder streams in real time (an agent), which the media session reads as "a dry
-    tick mid-stream is probably a late frame" (see :meth:`MediaSession.play`). A live queue also
-    does not keep latency nobody asked for: when the feeder paces itself (never more than
-    ``STANDING_MAX_FRAMES_PER_READ`` frames between two reads) and yet one to
-    ``STANDING_MAX_FRAMES`` frames were left waiting after every read for ``STANDING_WINDOW_READS``
-    reads, they stand there only because of some past hiccup (a stall of the loop, the feeder's
-    burst after a stall of its own) and would delay everything the caller hears from then on, so
-    they are dropped (``shed_frames``). A feeder bursting ahead, as TTS does, and a lead of more
-    than a few frames, which a feeder keeps on purpose, are left alone. And when the queue runs dry
-    soon after shedding, the feeder needed that lead after all (an agent that echoes what it hears
-    from a slow far end is a loop that needs two frames in flight, and shedding one only starves
-    it into a gap): from then on one more standing frame is allowed, up to ``STANDING_MAX_FRAMES``.
+    tick mid-stream is probably a late frame" (see :meth:`MediaSession.play`). A backlog that a
+    hiccup left behind a real-time feeder is not trimmed: tried, it dropped audio wherever the
+    feeder's timing depends on what it hears (an agent echoing the caller, one pacing itself by
+    marks), which starved the loop into a gap and refilled it, over and over.
     """
 
-    __slots__ = ("max_frames", "on_mark", "dropped_frames", "codec", "live", "shed_frames", "_frame_bytes",
-                 "_silence", "_items", "_frames", "_partial", "_pushed_since_read", "_standing_reads",
-                 "_standing_min", "_standing_allowed", "_reads", "_shed_at")
+    __slots__ = ("max_frames", "on_mark", "dropped_frames", "codec", "live", "_frame_bytes", "_silence",
+                 "_items", "_frames", "_partial")
 
     def __init__(
         self,
@@ -197,13 +180,6 @@ class StreamQueue:
         self.dropped_frames = 0
         self.codec = codec
         self.live = live
-        self.shed_frames = 0
-        self._pushed_since_read = 0
-        self._standing_reads = 0
-        self._standing_min = 0
-        self._standing_allowed = 0
-        self._reads = 0  # whole frames read, while live
-        self._shed_at = -SHED_PROBATION_READS - 1  # self._reads at the last shedding
         self._frame_bytes = FRAME_SAMPLES if codec is not None else FRAME_BYTES
         self._silence = codec.silence(FRAME_SAMPLES) if codec is not None else SILENCE_FRAME
         self._items: deque[bytes | str] = deque()
@@ -230,9 +206,8 @@ class StreamQueue:
         if not partial and len(audio) == size:  # an agent streaming 20 ms chunks: no re-chunking
             self._items.append(audio)
             self._frames += 1
-            self._pushed_since_read += 1
             if self._frames > self.max_frames:
-                self._overflow()
+                self._drop_oldest(self._frames - self.max_frames)
             return
         partial += audio
         whole = len(partial) - len(partial) % size
@@ -245,9 +220,8 @@ class StreamQueue:
         view.release()
         del partial[:whole]
         self._frames += whole // size
-        self._pushed_since_read += whole // size
         if self._frames > self.max_frames:
-            self._overflow()
+            self._drop_oldest(self._frames - self.max_frames)
 
     def flush(self) -> None:
         """Pad a partial frame with silence and queue it, e.g. at the end of an utterance."""
@@ -265,7 +239,6 @@ class StreamQueue:
         self._items.clear()
         self._frames = 0
         self._partial.clear()
-        self._pushed_since_read = self._standing_reads = 0
         return marks
 
     def read_encoded(self) -> bytes | None:
@@ -276,48 +249,14 @@ class StreamQueue:
             if self.on_mark is not None:
                 self.on_mark(name)  # type: ignore[arg-type]
         if not items:
-            self._standing_reads = 0
-            if self.live and self._reads - self._shed_at <= SHED_PROBATION_READS:
-                self._shed_at = -SHED_PROBATION_READS - 1
-                self._standing_allowed = min(self._standing_allowed + 1, STANDING_MAX_FRAMES)
             return None
         self._frames -= 1
-        frame = items.popleft()
-        if self.live:
-            self._reads += 1
-            if self._frames:
-                self._watch_standing()
-            else:  # the usual case, a paced feeder with nothing waiting: no call
-                self._pushed_since_read = self._standing_reads = 0
-        return frame  # type: ignore[return-value]
+        return items.popleft()  # type: ignore[return-value]
 
     def read(self) -> bytes | None:
         frame = self.read_encoded()
         codec = self.codec
         return frame if frame is None or codec is None else codec.decode(frame)
-
-    def _overflow(self) -> None:
-        excess = self._frames - self.max_frames
-        self._drop_oldest(excess)
-        self.dropped_frames += excess
-
-    def _watch_standing(self) -> None:
-        """After a live read: shed frames that have stood since the last window (see the class)."""
-        pushed, self._pushed_since_read = self._pushed_since_read, 0
-        left = self._frames
-        if left > STANDING_MAX_FRAMES or pushed > STANDING_MAX_FRAMES_PER_READ:
-            self._standing_reads = 0  # a lead kept on purpose, or a burst: nothing stale
-            return
-        if not self._standing_reads or left < self._standing_min:
-            self._standing_min = left
-        self._standing_reads += 1
-        if self._standing_reads >= STANDING_WINDOW_READS:
-            self._standing_reads = 0
-            excess = self._standing_min - self._standing_allowed
-            if excess > 0:
-                self._drop_oldest(excess)
-                self.shed_frames += excess
-                self._shed_at = self._reads
 
     def _drop_oldest(self, count: int) -> None:
         items = self._items
@@ -329,6 +268,7 @@ class StreamQueue:
             else:
                 count -= 1
                 self._frames -= 1
+                self.dropped_frames += 1
         # Marks that stood among the dropped audio keep their place at the front of the queue.
         items.extendleft(reversed(marks))
 
