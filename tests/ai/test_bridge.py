@@ -10,12 +10,11 @@ import asyncio
 import socket
 from typing import Callable, cast
 
-from tests.media_engine.conftest import HOST, negotiated, random_pool
+from tests.media_engine.conftest import HOST, arrived_rtp, negotiated, random_pool
 from tests.media_engine.fake_loop import FakeLoop
 from trunkline.ai.bridge import AgentBridge
 from trunkline.ai.events import AgentAudio, AgentEvent
 from trunkline.media.g711 import PCMU
-from trunkline.media.rtp import parse_rtp
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.session import MediaSession
 
@@ -50,13 +49,7 @@ async def test_an_agent_frame_that_misses_its_tick_goes_out_on_arrival_not_a_fra
     carrier.setblocking(False)
 
     async def heard() -> list[bytes]:
-        await asyncio.sleep(0.05)  # loopback delivery
-        payloads = []
-        while True:
-            try:
-                payloads.append(parse_rtp(carrier.recv(2048)).payload)
-            except BlockingIOError:
-                return payloads
+        return [packet.payload for packet in await arrived_rtp(carrier)]
 
     link = RecordingLink()
     bridge = AgentBridge(session, link, on_hangup=lambda: None, on_transfer=lambda to: None,

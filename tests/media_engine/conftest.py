@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from tests.conftest import wait_until
+from trunkline.media.rtp import RtpPacket, parse_rtp
 from trunkline.media.sdp import NegotiatedMedia
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
@@ -40,6 +43,17 @@ async def ticks(clock: MediaClock, count: int) -> None:
     """Let ``count`` clock ticks pass."""
     target = clock.ticks + count
     await wait_until(lambda: clock.ticks >= target)
+
+
+async def arrived_rtp(sock: socket.socket) -> list[RtpPacket]:
+    """The RTP packets waiting on a non-blocking socket, after a moment for loopback delivery."""
+    await asyncio.sleep(0.05)
+    packets = []
+    while True:
+        try:
+            packets.append(parse_rtp(sock.recv(2048)))
+        except BlockingIOError:
+            return packets
 
 
 def random_pool(size: int = 200) -> RtpPortPool:

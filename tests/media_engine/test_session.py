@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import cast
 
 import pytest
 
-from tests.media_engine.conftest import HOST, negotiated, random_pool, ticks, wait_until
+from tests.media_engine.conftest import HOST, arrived_rtp, negotiated, random_pool, ticks, wait_until
 from tests.media_engine.fake_loop import FakeLoop
 from trunkline.media.dtmf import DtmfDetector, ToneDetector
 from trunkline.media.errors import MediaError
@@ -383,82 +384,72 @@ async def test_a_frame_sent_ahead_replaces_the_next_tick(pair: tuple[MediaSessio
     assert a.stats().packets_sent == 10  # the tick it replaced sent nothing: no extra packet, no burst
 
 
-async def test_a_live_source_that_runs_dry_mid_stream_gets_its_slot_held_for_a_late_frame(pool):
-    """An agent frame a few ms late goes out then, in its own slot, instead of a frame late for good."""
-    fake = FakeLoop()
-    clock = MediaClock(cast(asyncio.AbstractEventLoop, fake), timer=fake.time)
-    session = await MediaSession.open(clock, pool)
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind((HOST, 0))
-    peer.setblocking(False)
-
-    async def received() -> list[RtpPacket]:
-        await asyncio.sleep(0.05)  # loopback delivery
-        packets = []
-        while True:
-            try:
-                packets.append(parse_rtp(peer.recv(2048)))
-            except BlockingIOError:
-                return packets
-
-    try:
-        session.configure(negotiated(peer.getsockname()[1]))
-        queue = StreamQueue(codec=PCMU, live=True)
-        session.play(queue)
-        frames = [bytes([k]) * 160 for k in range(1, 5)]
-        queue.push(frames[0])
-        fake.run_next()  # frame 1
-        fake.run_next()  # dry in mid-stream: the slot is held
-        late = await received()
-        assert [p.payload for p in late] == [frames[0]]
-        queue.push(frames[1])
-        session.send_late_frame()  # e.g. 3 ms after the tick: sent now, in the held slot
-        queue.push(frames[2])
-        fake.run_next()  # frame 3 on time
-        fake.run_next()  # dry again; this time nothing comes
-        fake.run_next()  # the held slot passes unsent; silence from here on
-        packets = await received()
-        assert [p.payload for p in packets] == [frames[1], frames[2], PCMU.silence(160)]
-        stamps = [p.timestamp for p in late + packets]
-        assert [b - a for a, b in zip(stamps, stamps[1:])] == [160, 160, 320]  # one slot skipped, none added
-        assert packets[-1].marker  # a new talkspurt after the gap
-        assert session.stats().packets_sent == 4  # no extra packet anywhere
-    finally:
-        peer.close()
-        session.close()
-        await session.wait_closed()
+@dataclass
+class HandClockedLeg:
+    fake: FakeLoop
+    clock: MediaClock
+    session: MediaSession
+    queue: StreamQueue
+    peer: socket.socket
 
 
-async def test_intervals_the_clock_skips_move_the_timestamp_on_and_drop_a_live_sources_stale_audio(pool):
+@pytest.fixture
+async def hand_clocked(pool) -> AsyncIterator[HandClockedLeg]:
+    """A session on a clock driven by hand, playing a live µ-law queue to a plain socket."""
     fake = FakeLoop(now=0.0)
     clock = MediaClock(cast(asyncio.AbstractEventLoop, fake), timer=fake.time, interval=0.02, max_lag_ticks=3)
     session = await MediaSession.open(clock, pool)
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind((HOST, 0))
     peer.setblocking(False)
-    try:
-        session.configure(negotiated(peer.getsockname()[1]))
-        queue = StreamQueue(codec=PCMU, live=True)
-        session.play(queue)
-        frames = [bytes([k]) * 160 for k in range(1, 12)]
-        for frame in frames[:10]:
-            queue.push(frame)
-        fake.run_next()  # frame 1
-        fake.run_next(delay=0.205)  # frame 2, ten intervals late: the clock skips the next nine
-        assert clock.skipped == 9
-        fake.run_next()
-        assert session.stale_frames_dropped == 8  # frames 3-10 were for the skipped intervals
-        assert queue.queued_frames == 0
-        queue.push(frames[10])
-        session.send_late_frame()
-        await asyncio.sleep(0.05)
-        packets = [parse_rtp(peer.recv(2048)) for _ in range(3)]
-        assert [p.payload for p in packets] == [frames[0], frames[1], frames[10]]
-        assert packets[2].timestamp - packets[1].timestamp == 160 * 10  # on the wall clock: a gap, not lateness
-    finally:
-        peer.close()
-        session.close()
-        await session.wait_closed()
+    session.configure(negotiated(peer.getsockname()[1]))
+    queue = StreamQueue(codec=PCMU, live=True)
+    session.play(queue)
+    yield HandClockedLeg(fake, clock, session, queue, peer)
+    peer.close()
+    session.close()
+    await session.wait_closed()
+
+
+async def test_a_live_source_that_runs_dry_mid_stream_gets_its_slot_held_for_a_late_frame(hand_clocked):
+    """An agent frame a few ms late goes out then, in its own slot, instead of a frame late for good."""
+    fake, session, queue, peer = hand_clocked.fake, hand_clocked.session, hand_clocked.queue, hand_clocked.peer
+    frames = [bytes([k]) * 160 for k in range(1, 5)]
+    queue.push(frames[0])
+    fake.run_next()  # frame 1
+    fake.run_next()  # dry in mid-stream: the slot is held
+    late = await arrived_rtp(peer)
+    assert [p.payload for p in late] == [frames[0]]
+    queue.push(frames[1])
+    session.send_late_frame()  # e.g. 3 ms after the tick: sent now, in the held slot
+    queue.push(frames[2])
+    fake.run_next()  # frame 3 on time
+    fake.run_next()  # dry again; this time nothing comes
+    fake.run_next()  # the held slot passes unsent; silence from here on
+    packets = await arrived_rtp(peer)
+    assert [p.payload for p in packets] == [frames[1], frames[2], PCMU.silence(160)]
+    stamps = [p.timestamp for p in late + packets]
+    assert [b - a for a, b in zip(stamps, stamps[1:])] == [160, 160, 320]  # one slot skipped, none added
+    assert packets[-1].marker  # a new talkspurt after the gap
+    assert session.stats().packets_sent == 4  # no extra packet anywhere
+
+
+async def test_intervals_the_clock_skips_move_the_timestamp_on_and_drop_a_live_sources_stale_audio(hand_clocked):
+    fake, clock, session, queue = hand_clocked.fake, hand_clocked.clock, hand_clocked.session, hand_clocked.queue
+    frames = [bytes([k]) * 160 for k in range(1, 12)]
+    for frame in frames[:10]:
+        queue.push(frame)
+    fake.run_next()  # frame 1
+    fake.run_next(delay=0.205)  # frame 2, ten intervals late: the clock skips the next nine
+    assert clock.skipped == 9
+    fake.run_next()
+    assert session.stale_frames_dropped == 8  # frames 3-10 were for the skipped intervals
+    assert queue.queued_frames == 0
+    queue.push(frames[10])
+    session.send_late_frame()
+    packets = await arrived_rtp(hand_clocked.peer)
+    assert [p.payload for p in packets] == [frames[0], frames[1], frames[10]]
+    assert packets[2].timestamp - packets[1].timestamp == 160 * 10  # on the wall clock: a gap, not lateness
 
 
 async def test_frames_delivered_on_arrival_do_not_wait_for_the_clock(pool):
