@@ -1041,9 +1041,10 @@ class Bench:
 
     def print_round(self, t: dict, f: dict) -> None:
         c, h = t["counters"], t["helpers"]
+        verdict = "ok" if t["ok"] else f"FAIL ({', '.join(t['failed'])})"
         print(f"{t['n']:>5} {t['up']:>4}+{t['probes']:<2} {t['per_call']:>8.3f} {t['per_core']:>7.0f}"
               f" {t['p50']:>5.1f}/{t['p99']:>4.1f}/{t['max']:>5.1f} {t['loss']:>5} {t['mb']:>7.3f} {t['kept_mb']:>7.3f}"
-              f"  {'ok' if t['ok'] else 'FAIL (' + ', '.join(t['failed']) + ')'}  | floor {f['per_call']:>6.3f} %  {f['per_core']:>5.0f}/core"
+              f"  {verdict}  | floor {f['per_call']:>6.3f} %  {f['per_core']:>5.0f}/core"
               f"  {f['mb']:.3f} MB" + ("" if f["streams"] == t["n"] + self.args.probe_calls
                                       else f"  ({f['streams']} streams opened)"), flush=True)
         targets = ", ".join(f"{ms} ms: {k}" for ms, k in sorted(c["targets"].items()))

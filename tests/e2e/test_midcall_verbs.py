@@ -50,6 +50,17 @@ async def answered_call(start_gateway, peers, scenario: str, **sipp_options):
     return sipp, gateway, client, watch, call.call_sid
 
 
+async def answered_tapped_call(start_gateway, peers, app: DialplanAction):
+    """A call running ``app``, answered by a carrier whose RTP passes a tap: (tap, transport, client,
+    watch, call_sid)."""
+    sipp, tap, transport = await tapped_carrier(peers)
+    gateway = await start_gateway(carrier(sipp.port))
+    client, watch = await watched_client(gateway)
+    call = await client.dial(TO, trunk_id="carrier", default_app=app)
+    await watch.until(call.call_sid, "ANSWERED")
+    return tap, transport, client, watch, call.call_sid
+
+
 # --- TRANSFER ------------------------------------------------------------------------------------
 
 
@@ -253,20 +264,16 @@ async def test_wire_mute_re_invites_recvonly_and_unmute_sendrecv(start_gateway, 
 
 
 async def test_mute_sends_silence_and_unmute_the_app_audio_again(start_gateway, peers):
-    sipp, tap, transport = await tapped_carrier(peers)
-    gateway = await start_gateway(carrier(sipp.port))
-    client, watch = await watched_client(gateway)
-    call = await client.dial(TO, trunk_id="carrier", default_app=DialplanAction.MUSIC_ON_HOLD)
-    await watch.until(call.call_sid, "ANSWERED")
+    tap, transport, client, watch, sid = await answered_tapped_call(start_gateway, peers, DialplanAction.MUSIC_ON_HOLD)
     await wait_until(lambda: len(tap.sent) >= 25, "hold music")
-    await client.mute(call.call_sid)
+    await client.mute(sid)
     muted_from = len(tap.sent) + 2  # a frame or two may still be on its way
     await wait_until(lambda: len(tap.sent) >= muted_from + 50, "muted frames")
-    await client.unmute(call.call_sid)
+    await client.unmute(sid)
     unmuted_from = len(tap.sent) + 2
     await wait_until(lambda: len(tap.sent) >= unmuted_from + 50, "unmuted frames")
-    await client.terminate(call.call_sid)
-    await watch.hangup(call.call_sid)
+    await client.terminate(sid)
+    await watch.hangup(sid)
     transport.close()
     payloads = [payload for _, payload in tap.sent]
     assert not all(silent(p) for p in payloads[:25])
@@ -292,18 +299,14 @@ async def test_send_dtmf_as_sip_info(start_gateway, peers):
 
 
 async def test_send_dtmf_as_rfc4733_events_and_as_inband_tones(start_gateway, peers):
-    sipp, tap, transport = await tapped_carrier(peers)
-    gateway = await start_gateway(carrier(sipp.port))
-    client, watch = await watched_client(gateway)
-    call = await client.dial(TO, trunk_id="carrier", default_app=DialplanAction.PARK)
-    await watch.until(call.call_sid, "ANSWERED")
-    await client.send_dtmf(call.call_sid, "5", mode="rfc2833", duration_ms=200)
+    tap, transport, client, watch, sid = await answered_tapped_call(start_gateway, peers, DialplanAction.PARK)
+    await client.send_dtmf(sid, "5", mode="rfc2833", duration_ms=200)
     await wait_until(lambda: any(decode_telephone_event(p).end for p in tap.events), "the key's end packet")
     tones_from = len(tap.sent)
-    await client.send_dtmf(call.call_sid, "9", mode="inband", duration_ms=400)
+    await client.send_dtmf(sid, "9", mode="inband", duration_ms=400)
     await wait_until(lambda: len(tap.sent) >= tones_from + 40, "in-band frames")
-    await client.terminate(call.call_sid)
-    await watch.hangup(call.call_sid)
+    await client.terminate(sid)
+    await watch.hangup(sid)
     transport.close()
     events = [decode_telephone_event(p) for p in tap.events]
     assert {e.digit for e in events} == {"5"}
