@@ -24,3 +24,10 @@ def test_every_data_file_in_the_package_is_declared_as_package_data():
     assert data_files  # the hold music at least
     undeclared = [str(path) for path in data_files if not any(path.match(pattern) for pattern in patterns)]
     assert not undeclared, f"add to [tool.setuptools.package-data] in pyproject.toml: {undeclared}"
+
+
+def test_the_license_file_is_the_license_pyproject_declares():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert declared == "Apache-2.0"
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
