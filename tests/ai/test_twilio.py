@@ -50,6 +50,8 @@ def test_opening_is_connected_then_start():
                 "call_sid": "CA123",
                 "from": "+15550001",
                 "to": "+15550002",
+                "from_number": "+15550001",
+                "to_number": "+15550002",
                 "trunk_id": "trunk-a",
                 "tenant_id": "AC789",
                 "agent_id": "agent-x",
@@ -61,9 +63,9 @@ def test_opening_is_connected_then_start():
 
 
 def test_call_metadata_wins_over_a_configured_parameter_of_the_same_name():
-    _, start = dialect(**{"from": "spoofed", "x": "1"}).opening()
+    _, start = dialect(**{"from": "spoofed", "to_number": "spoofed", "x": "1"}).opening()
     params = json.loads(start)["start"]["customParameters"]
-    assert params["from"] == "+15550001" and params["x"] == "1"
+    assert (params["from"], params["to_number"], params["x"]) == ("+15550001", "+15550002", "1")
 
 
 def test_media_messages_count_chunks_and_media_time():

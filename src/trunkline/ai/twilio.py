@@ -12,8 +12,12 @@ To the agent, exactly Twilio's shapes (compact JSON, keys in Twilio's order):
 
 Every message after ``connected`` carries ``streamSid`` and a ``sequenceNumber`` string that counts
 up by one across all of them, as Twilio's do. ``customParameters`` holds the call's metadata
-(``call_sid``, ``from``, ``to``, ``trunk_id``, ``tenant_id``, ``agent_id``) merged with the
-configured parameters; the metadata wins on a name clash, so the agent can trust it.
+(``call_sid``, ``from``, ``to``, ``from_number``, ``to_number``, ``trunk_id``, ``tenant_id``,
+``agent_id``) merged with the configured parameters; the metadata wins on a name clash, so the
+agent can trust it. The numbers are there twice because Twilio's ``start`` has no field for them:
+Pipecat's runner (``parse_telephony_websocket``) fills ``CallData.from_number`` / ``to_number``
+from the TwiML stream parameters ``from_number`` / ``to_number``, while other bots read ``from`` /
+``to``.
 
 From the agent, Twilio's ``media`` (base64 µ-law of any length), ``mark`` and ``clear``, plus these
 Trunkline extensions, which Twilio itself does not have:
@@ -74,6 +78,8 @@ def call_parameters(info: CallInfo, custom_parameters: dict[str, str]) -> dict[s
         "call_sid": info.call_sid,
         "from": info.call_from,
         "to": info.to,
+        "from_number": info.call_from,
+        "to_number": info.to,
         "trunk_id": info.trunk_id,
         "tenant_id": info.tenant_id,
         "agent_id": info.agent_id,
