@@ -14,6 +14,8 @@ from aioquic.asyncio import QuicConnectionProtocol, serve
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.tls import pull_client_hello
 
 from trunkline.calls.events import CallEvent
 from trunkline.enums import ErrorCode
@@ -55,6 +57,7 @@ class RpcConnection(QuicConnectionProtocol):
         self._tasks: set[asyncio.Task] = set()
         self._terminated = False
         self.session = Session(peer="?", outlet=self)
+        _serve_without_alpn(self._quic)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -212,6 +215,35 @@ class RpcConnection(QuicConnectionProtocol):
             task.cancel()
         self._requests.clear()
         self._inbound_audio.clear()
+
+
+def _serve_without_alpn(quic: QuicConnection) -> None:
+    """Serves a client that offers no ALPN (the public Rust SDK) like one offering h3 (PROTOCOL.md §1).
+
+    aioquic refuses such a client ("No common ALPN protocols") whenever the server has an ALPN list,
+    and has no setting to make ALPN optional. So for this one connection the ClientHello is read once
+    more just before aioquic handles it; if it has no ALPN extension, the TLS context negotiates none
+    and so answers none, as RFC 7301 requires. A client offering only other protocols is still
+    refused, and h3 stays on offer for everyone else. This touches aioquic internals (``_initialize``,
+    ``tls._server_handle_hello``, ``tls._alpn_protocols``); tests/rpc/test_alpn.py fails if they move.
+    """
+    initialize = quic._initialize
+
+    def initialize_then_wrap_hello(peer_cid: bytes) -> None:
+        initialize(peer_cid)
+        context = quic.tls
+        handle_hello = context._server_handle_hello
+
+        def handle_hello_without_alpn(input_buf: Any, *buffers: Any) -> None:
+            start = input_buf.tell()
+            if pull_client_hello(input_buf).alpn_protocols is None:
+                context._alpn_protocols = None
+            input_buf.seek(start)
+            handle_hello(input_buf, *buffers)
+
+        context._server_handle_hello = handle_hello_without_alpn
+
+    quic._initialize = initialize_then_wrap_hello
 
 
 class RpcServer:
