@@ -248,6 +248,21 @@ async def test_a_refused_hold_changes_nothing_and_a_later_mute_offers_only_itsel
     assert result.ok, result.describe()
 
 
+async def test_terminate_sends_bye_at_once_while_a_re_invite_is_unanswered(start_gateway, peers):
+    """RFC 3261 §15: a BYE does not wait for a pending re-INVITE, and the call ends as it is sent. The
+    peer answers neither the hold nor the BYE, so waiting for either would take 32 s (64*T1)."""
+    sipp, gateway, client, watch, sid = await answered_call(start_gateway, peers, "uas_reinvite_unanswered")
+    await client.hold(sid)
+    await wait_until(lambda: sipp_received(sipp, "INVITE") == 2, "the hold re-INVITE")
+    await client.terminate(sid)
+    hangup = await watch.hangup(sid, timeout=10)
+    assert (hangup.status, hangup.q850_cause) == ("COMPLETED", 16)
+    assert [e.event_type for e in watch.events[sid]] == [
+        EventType.CHANNEL_CREATE, EventType.CHANNEL_ANSWER, EventType.CHANNEL_HANGUP_COMPLETE]
+    result = await sipp.await_result(timeout=10)
+    assert result.ok, result.describe()  # it got the BYE, then the ACK of its 487 to the re-INVITE
+
+
 async def test_wire_mute_re_invites_recvonly_and_unmute_sendrecv(start_gateway, peers):
     directions = {"FIRST": "recvonly", "FIRST_ANSWER": "sendonly", "SECOND": "sendrecv", "SECOND_ANSWER": "sendrecv"}
     sipp, gateway, client, watch, sid = await answered_call(

@@ -11,7 +11,7 @@ import asyncio
 from tests.peers.sipp import DEFAULT_KEYS, parse_message_trace, proxy_auth_uas
 from trunkline.sip_engine import Credentials, SipEndpoint
 
-from .conftest import OFFER, SIPP_TIMEOUT_S, Recorder, call_uris, needs_sipp, start_uas
+from .conftest import OFFER, SIPP_TIMEOUT_S, WAIT_S, Recorder, call_uris, needs_sipp, start_uas
 
 pytestmark = needs_sipp
 
@@ -222,6 +222,27 @@ async def test_our_info_and_hold_reinvite(endpoint: SipEndpoint, peers: list) ->
     invites = result.requests("INVITE", "received")
     assert invites[1].header("To") != invites[0].header("To")  # in-dialog: carries the To tag
     assert int(invites[1].header("CSeq").split()[0]) > int(invites[0].header("CSeq").split()[0])
+
+
+async def test_bye_ends_the_call_at_once_while_our_re_invite_is_unanswered(endpoint: SipEndpoint, peers: list) -> None:
+    """RFC 3261 §15: the BYE does not wait for the pending re-INVITE, and the call is over as the BYE
+    leaves. This carrier answers neither, so waiting for either would take 64*T1 (32 s)."""
+    sipp, target = await start_uas(peers, "uas_reinvite_unanswered")
+    rec = Recorder()
+    call = endpoint.invite(target, **call_uris(target), sdp=OFFER, listener=rec)
+    await rec.wait_for("answered")
+    hold = asyncio.ensure_future(call.reinvite(OFFER.replace(b"a=sendrecv", b"a=sendonly")))
+    trace = sipp.workdir / "messages.log"
+    while sum(m.method == "INVITE" and m.direction == "received" for m in parse_message_trace(trace.read_text())) < 2:
+        assert sipp.is_running()
+        await asyncio.sleep(0.02)
+    call.hangup()
+    await rec.wait_for("terminated")
+    assert rec.names == ["answered", "terminated"]
+    assert await asyncio.wait_for(hold, WAIT_S) == (487, None)  # the carrier ended it after the BYE
+    result = await sipp.await_result(SIPP_TIMEOUT_S)
+    assert result.ok and result.successful == 1, result.describe()  # the BYE came; the 487 was ACKed
+    assert not result.responses(direction="sent", cseq_method="BYE")
 
 
 async def test_refer_and_the_notifies_that_report_it(endpoint: SipEndpoint, peers: list) -> None:

@@ -91,7 +91,9 @@ class OutgoingCall:
     """One outgoing INVITE and the dialog it creates (see :class:`CallListener` for events).
 
     States: ``calling`` (INVITE sent), ``early`` (provisional received), ``confirmed`` (answered
-    and ACKed), ``terminating`` (CANCEL or BYE in progress), ``terminated``.
+    and ACKed), ``terminating`` (CANCEL or BYE in progress), ``terminated``. The listener hears
+    ``on_terminated`` as soon as our BYE is sent (RFC 3261 §15.1.1), not when it is answered: a far
+    end slow to answer it, or busy with a pending re-INVITE, must not keep the call up.
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class OutgoingCall:
         self._hop = target
         self._invite_pending = False
         self._reinvite_lock: asyncio.Lock | None = None
+        self._listener_done = False  # on_terminated has been reported: the listener hears nothing more
 
     def __repr__(self) -> str:
         return f"OutgoingCall({self.call_id!r}, {self.state})"
@@ -159,7 +162,10 @@ class OutgoingCall:
             self._send_cancel()
 
     def hangup(self) -> None:
-        """End the call however far it got: BYE when confirmed, else CANCEL. Idempotent."""
+        """End the call however far it got: BYE when confirmed, else CANCEL. Idempotent.
+
+        The BYE does not wait for any re-INVITE or other request still pending in the dialog
+        (RFC 3261 §15): their answers, arriving later, no longer matter."""
         if self.state == "confirmed":
             self._send_bye()
         elif self.state in ("calling", "early"):
@@ -367,6 +373,9 @@ class OutgoingCall:
 
         AuthRetry(self._endpoint, hop, build, self._auth,
                   lambda status, response: self._terminate()).start()
+        # Over for the listener now; the dialog stays until the BYE is answered, so that a crossing
+        # BYE still gets its 200 and a retransmitted 2xx its ACK.
+        self._tell_terminated()
 
     async def _send_in_dialog(self, method: str, content_type: str, body: bytes,
                               headers: Sequence[tuple[str, str]]) -> tuple[int, bytes | None]:
@@ -408,6 +417,9 @@ class OutgoingCall:
             ep._respond(txn, build_response(request, error))
             return
         method = request.method
+        if self._listener_done and method != "BYE":  # our BYE is out: nothing else is taken up
+            ep._respond(txn, build_response(request, 481))
+            return
         if method == "BYE":
             ep._respond(txn, build_response(request, 200))
             if self.state != "terminated":
@@ -466,7 +478,11 @@ class OutgoingCall:
         if self._dialog_key is not None:
             self._endpoint.remove_dialog(self._dialog_key, self)
         self._endpoint._calls.discard(self)
+        self._tell_terminated()
+
+    def _tell_terminated(self) -> None:
         self._notify("on_terminated")
+        self._listener_done = True
 
     def _endpoint_closed(self) -> None:
         if self.state in ("calling", "early"):
@@ -475,6 +491,8 @@ class OutgoingCall:
             self._terminate()
 
     def _notify(self, name: str, *args: Any) -> None:
+        if self._listener_done:
+            return
         try:
             getattr(self._listener, name)(*args)
         except Exception:
