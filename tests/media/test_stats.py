@@ -148,5 +148,18 @@ def test_snapshot_combines_both_directions():
     assert (snap.packets_received, snap.bytes_received, snap.packets_lost) == (100, 16000, 1)
     assert snap.jitter_ms == pytest.approx(0.0, abs=1e-6)
     assert snap.estimated_mos == pytest.approx(estimate_mos(0.01), abs=1e-9)
-    empty = snapshot(None, None)
-    assert empty.packets_received == 0 and empty.estimated_mos == pytest.approx(4.41, abs=0.01)
+
+
+@pytest.mark.parametrize("received", [None, ReceiveStatistics(1)])
+def test_a_leg_that_received_nothing_measured_nothing(received):
+    """PROTOCOL.md §6: no RTP in means jitter 0 and MOS 0, not the 4.4 a perfect stream would get,
+    however much was sent and whatever delay is known."""
+    sent = SendStatistics()
+    for _ in range(100):
+        sent.record(160)
+    snap = snapshot(received, sent, one_way_delay_ms=40.0)
+    assert (snap.packets_sent, snap.packets_received) == (100, 0)
+    assert (snap.jitter_ms, snap.estimated_mos) == (0.0, 0.0)
+    one_packet = ReceiveStatistics(1)
+    one_packet.on_packet(7, 160, 160, 0.02)
+    assert snapshot(one_packet, sent).estimated_mos == pytest.approx(estimate_mos(0.0), abs=1e-9)

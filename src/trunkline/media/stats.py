@@ -257,18 +257,20 @@ def snapshot(
     """Summarise a leg; the MOS uses whole-call loss, so one bad second does not swing it.
 
     ``one_way_delay_ms`` is the caller's best knowledge (RTT/2 from RTCP plus buffering); it defaults
-    to zero, which makes the MOS an upper bound when nothing better is known.
+    to zero, which makes the MOS an upper bound when nothing better is known. Nothing received means
+    nothing measured: jitter and MOS are then 0 (PROTOCOL.md §6), not the perfect score that zero
+    loss and zero jitter would compute to.
     """
     packets_received = bytes_received = lost = 0
-    jitter_ms = 0.0
-    loss_ratio = 0.0
-    if received is not None:
+    jitter_ms = mos = 0.0
+    if received is not None and received.packets:
         packets_received = received.packets
         bytes_received = received.octets
         lost = max(0, received.cumulative_lost)
         jitter_ms = received.jitter_ms
         expected = received.expected
         loss_ratio = lost / expected if expected > 0 else 0.0
+        mos = estimate_mos(loss_ratio, jitter_ms, one_way_delay_ms, plc=plc)
     return MediaStatsSnapshot(
         packets_sent=sent.packets if sent is not None else 0,
         packets_received=packets_received,
@@ -276,5 +278,5 @@ def snapshot(
         bytes_sent=sent.octets if sent is not None else 0,
         bytes_received=bytes_received,
         jitter_ms=jitter_ms,
-        estimated_mos=estimate_mos(loss_ratio, jitter_ms, one_way_delay_ms, plc=plc),
+        estimated_mos=mos,
     )
