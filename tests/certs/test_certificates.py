@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trunkline.certs import MAX_VALIDITY, CertificateMaterial, ensure_certificate, load_certificate
+from trunkline.certs import LOCAL_NAMES, MAX_VALIDITY, CertificateMaterial, ensure_certificate, load_certificate
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ def test_reuses_a_good_certificate_without_rewriting_it(tmp_path: Path) -> None:
     written = first.cert_path.stat().st_mtime_ns, first.key_path.stat().st_mtime_ns
 
     again = ensure_certificate(
-        tmp_path, NOW + timedelta(days=10), hostnames=("::1", "LOCALHOST", "127.0.0.1")
+        tmp_path, NOW + timedelta(days=10), hostnames=("0:0::1", "LOCALHOST", *reversed(LOCAL_NAMES))
     )
 
     assert again == first
@@ -127,7 +127,7 @@ def test_renews_within_renew_before_of_expiry(tmp_path: Path) -> None:
 def test_replaces_files_it_cannot_reuse(damage: str, tmp_path: Path) -> None:
     first = ensure_certificate(tmp_path, NOW)
     now, validity = NOW, MAX_VALIDITY
-    hostnames: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    hostnames: tuple[str, ...] = LOCAL_NAMES
     if damage == "missing-key":
         first.key_path.unlink()
     elif damage == "mismatched-key":

@@ -1,6 +1,8 @@
 """A certificate/key pair on disk, checked to belong together, described by what operators need."""
 
 import ipaddress
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -8,7 +10,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far notBefore is backdated, so a client whose clock runs a little slow still accepts it."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,8 @@ class CertificateMaterial:
     hostnames: tuple[str, ...]
     """The subjectAltName DNS names and IP addresses, IPs in canonical text form."""
     self_signed: bool
+    local_ca: Path | None = None
+    """The data directory's CA that issued it: what clients trust instead of this short-lived leaf."""
 
     @property
     def fingerprint_hex(self) -> str:
@@ -38,6 +45,20 @@ def load_certificate(cert_path: Path, key_path: Path) -> CertificateMaterial:
     Raises ValueError naming the file at fault, because a gateway that starts with the wrong key
     only fails later, at every client's handshake, with nothing in its own log.
     """
+    leaf, _ = read_pair(cert_path, key_path)
+    return CertificateMaterial(
+        cert_path=cert_path,
+        key_path=key_path,
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        fingerprint_sha256=leaf.fingerprint(hashes.SHA256()),
+        hostnames=_hostnames(leaf),
+        self_signed=issued_by(leaf, leaf),
+    )
+
+
+def read_pair(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, PrivateKeyTypes]:
+    """The leaf certificate and its private key, checked to belong together (see load_certificate)."""
     cert_pem = _read(cert_path, "certificate")
     key_pem = _read(key_path, "private key")
     try:
@@ -54,15 +75,16 @@ def load_certificate(cert_path: Path, key_path: Path) -> CertificateMaterial:
         raise ValueError(f"TLS private key {key_path} is not a PEM private key") from exc
     if _spki(key.public_key()) != _spki(leaf.public_key()):
         raise ValueError(f"TLS private key {key_path} does not match certificate {cert_path}")
-    return CertificateMaterial(
-        cert_path=cert_path,
-        key_path=key_path,
-        not_before=leaf.not_valid_before_utc,
-        not_after=leaf.not_valid_after_utc,
-        fingerprint_sha256=leaf.fingerprint(hashes.SHA256()),
-        hostnames=_hostnames(leaf),
-        self_signed=_is_self_signed(leaf),
-    )
+    return leaf, key
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer``'s key signed ``cert``; ``issued_by(cert, cert)`` means self-signed."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def canonical_hostname(name: str) -> str:
@@ -96,9 +118,16 @@ def _hostnames(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(canonical_hostname(name) for name in dns) + tuple(str(ip) for ip in ips)
 
 
-def _is_self_signed(cert: x509.Certificate) -> bool:
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Readers see the old file or the new one, never half of one; a key is never briefly 0644."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
