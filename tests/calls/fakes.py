@@ -22,7 +22,7 @@ class FakeLeg:
     def hangup(self) -> None:
         self.hangups += 1
 
-    def play(self, audio: AudioSpec | None) -> None:
+    def play(self, audio: AudioSpec) -> None:
         self.playing.append(audio)
 
     def bridge(self, other: "FakeLeg") -> None:

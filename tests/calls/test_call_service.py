@@ -266,11 +266,14 @@ def test_ai_stream_reaches_the_right_agent(world, kw, spec):
     assert got == spec and info.call_sid == call.sid and info.to == "+15551234567"
 
 
-def test_ai_stream_without_any_agent_answers_silent(world):
+@pytest.mark.parametrize("app", [DialplanAction.ANSWER, AI])
+def test_an_answered_call_with_nothing_to_play_sends_silence(world, app):
+    """ANSWER, or an AI stream with no agent at all: silence, not nothing, so a symmetric-RTP
+    carrier starts sending and NAT bindings hold."""
     service, telephony, *_ = world
-    dial(service, default_app=AI)
+    dial(service, default_app=app)
     telephony.legs[0].answer()
-    assert telephony.legs[0].agent is None and telephony.legs[0].playing == [None]
+    assert telephony.legs[0].agent is None and telephony.legs[0].playing == [Silence()]
 
 
 def test_unknown_agent_and_bad_urls_are_refused(world):

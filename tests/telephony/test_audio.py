@@ -76,7 +76,6 @@ async def test_built_in_sources():
     assert frames(library.ready_source(Silence()), 1) == [bytes(320)]
     beeps = library.ready_source(Announcement())
     assert any(f and max(f) for f in frames(beeps, 10))
-    assert library.ready_source(None) is None
 
 
 async def test_prompts_are_padded_once_so_calls_share_them(tmp_path: Path):

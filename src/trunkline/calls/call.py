@@ -297,8 +297,10 @@ class Call:
             self.agent_connected = True
             self.leg.connect_agent(spec, StreamInfo(self.sid, self.request.call_from, self.request.to,
                                                     self.request.trunk.id, self.tenant_id))
-        else:  # ANSWER, and AI_BIDIRECTIONAL_STREAM with no agent at all: answered, silent, left to the app
-            self.leg.play(None)
+        else:  # ANSWER, and AI_BIDIRECTIONAL_STREAM with no agent at all: answered, left to the app.
+            # Silence, not nothing: a symmetric-RTP carrier sends only once it hears us, and the NAT
+            # bindings on the way need the packets too.
+            self.leg.play(Silence())
 
     def bridge_with(self, other: "Call") -> None:
         self.service.unpark(other)

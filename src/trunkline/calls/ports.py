@@ -111,9 +111,9 @@ class Leg(Protocol):
     def hangup(self) -> None:
         """CANCEL while ringing, BYE once answered; idempotent."""
 
-    def play(self, audio: AudioSpec | None) -> None:
-        """What the far end hears from now on; ``None`` = nothing. A finished non-looping
-        ``Playback``/``Announcement`` reports ``leg_playback_finished``."""
+    def play(self, audio: AudioSpec) -> None:
+        """What the far end hears from now on. A finished non-looping ``Playback``/``Announcement``
+        reports ``leg_playback_finished``."""
 
     def bridge(self, other: "Leg") -> None:
         """Both far ends hear each other until :meth:`unbridge` on either leg."""

@@ -62,10 +62,8 @@ class AudioLibrary:
             self._hold_music = _whole_frames(load_wav(data))
         return self._hold_music
 
-    def ready_source(self, audio: AudioSpec | None) -> sources.AudioSource | None:
+    def ready_source(self, audio: AudioSpec) -> sources.AudioSource:
         """The source at once, or :class:`LookupError` when a file or URL must be loaded first."""
-        if audio is None:
-            return None
         if isinstance(audio, Silence):
             return sources.Silence()
         if isinstance(audio, MusicOnHold):
@@ -77,7 +75,7 @@ class AudioLibrary:
             raise LookupError(audio.source)
         return sources.WavPlayback(pcm)
 
-    async def source_for(self, audio: AudioSpec | None) -> sources.AudioSource | None:
+    async def source_for(self, audio: AudioSpec) -> sources.AudioSource:
         """Like :meth:`ready_source`, loading what it must; :class:`AudioError` when it cannot."""
         try:
             return self.ready_source(audio)

@@ -95,7 +95,7 @@ class SipLeg:
         if self._dialog is not None:
             self._dialog.hangup()
 
-    def play(self, audio: AudioSpec | None) -> None:
+    def play(self, audio: AudioSpec) -> None:
         self._play_request += 1
         request = self._play_request
         try:
@@ -116,7 +116,7 @@ class SipLeg:
         if request == self._play_request:
             self._set_source(source)
 
-    def _set_source(self, source: AudioSource | None) -> None:
+    def _set_source(self, source: AudioSource) -> None:
         self._source = source
         if self._media is not None and not self._closed and self._bridge is None:
             self._media.play(source)
