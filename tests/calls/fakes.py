@@ -92,6 +92,10 @@ class FakeLeg:
 class FakeTelephony:
     def __init__(self) -> None:
         self.legs: list[FakeLeg] = []
+        self.missing: set[str] = set()  # playback sources the test says are not there
+
+    def unplayable(self, source: str) -> str | None:
+        return f"{source}: no such file" if source in self.missing else None
 
     def place_call(self, trunk, to, call_from, events) -> FakeLeg:
         leg = FakeLeg(events, to, trunk.id)

@@ -236,6 +236,21 @@ def test_playback_as_app_hangs_up_at_the_end_and_mid_call_playback_resumes(world
     assert leg.hangups == 0
 
 
+def test_a_playback_that_cannot_play_is_refused_up_front_naming_the_file(world):
+    """Refused at request time, rather than a call answered only to end at once."""
+    service, telephony, *_ = world
+    telephony.missing.add("/gone.wav")
+    with pytest.raises(CallError) as err:
+        dial(service, default_app=DialplanAction.PLAYBACK, default_app_args="/gone.wav")
+    assert (err.value.code, err.value.message) == (ErrorCode.ERR_VALIDATION_FAILED, "PLAYBACK: /gone.wav: no such file")
+    assert telephony.legs == []  # nothing dialled
+    call = dial(service)
+    telephony.legs[0].answer()
+    with pytest.raises(CallError, match="^PLAYBACK: /gone.wav: no such file$"):
+        service.execute_dialplan("t", call.sid, DialplanAction.PLAYBACK, "/gone.wav")
+    assert telephony.legs[0].playing == [Silence()] and call.bucket == "default"  # still parked
+
+
 def test_execute_dialplan_validation(world):
     service, telephony, *_ = world
     call = dial(service)

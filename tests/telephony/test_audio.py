@@ -44,6 +44,24 @@ async def test_playback_from_an_absolute_path_is_converted_to_8khz_and_ends(tmp_
     assert [len(f) for f in got[:5]] == [320] * 5 and got[5] is None and source.finished
 
 
+async def test_playback_from_a_file_url_reads_the_file_it_names(tmp_path: Path):
+    wav = write_tone_wav(tmp_path / "with space.wav", seconds=0.04)
+    source = await AudioLibrary().source_for(Playback(wav.as_uri()))
+    assert [len(f) for f in frames(source, 2)] == [320, 320]
+
+
+def test_unplayable_tells_a_missing_or_unusable_local_file_without_fetching_urls(tmp_path: Path):
+    library = AudioLibrary()
+    wav = write_tone_wav(tmp_path / "here.wav", seconds=0.04)
+    assert library.unplayable(str(wav)) is None and library.unplayable(wav.as_uri()) is None
+    assert library.unplayable(str(tmp_path / "gone.wav")) == f"{tmp_path / 'gone.wav'}: no such file"
+    assert library.unplayable((tmp_path / "gone.wav").as_uri()) == f"{tmp_path / 'gone.wav'}: no such file"
+    assert library.unplayable(str(tmp_path)) == f"{tmp_path}: no such file"  # a directory plays nothing
+    assert "absolute" in library.unplayable("relative.wav")
+    assert "absolute" in library.unplayable("file://elsewhere.example/x.wav")
+    assert library.unplayable("http://127.0.0.1:9/never-fetched.wav") is None
+
+
 async def test_playback_from_a_url_is_fetched_once_and_cached(tmp_path: Path, http_server):
     base, routes = http_server
     routes["/hello.wav"] = write_tone_wav(tmp_path / "h.wav", seconds=0.04).read_bytes()

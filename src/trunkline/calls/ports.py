@@ -25,7 +25,7 @@ class MusicOnHold:
 
 @dataclass(frozen=True)
 class Playback:
-    """A WAV file by absolute path, or an http(s) URL to fetch it from."""
+    """A WAV file by absolute path or ``file://`` URL, or an http(s) URL to fetch it from."""
 
     source: str
 
@@ -151,6 +151,10 @@ class Leg(Protocol):
 class Telephony(Protocol):
     def place_call(self, trunk: TrunkConfig, to: str, call_from: str, events: LegEvents) -> Leg:
         """Start an outbound leg; returns at once, progress comes through ``events``."""
+
+    def unplayable(self, source: str) -> str | None:
+        """Why a :class:`Playback` of ``source`` could not play, when that shows without fetching
+        it (a local file that is not there); None when it may well play."""
 
 
 class Timer(Protocol):

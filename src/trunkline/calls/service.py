@@ -93,12 +93,20 @@ class CallService:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"unknown agent_config_key {request.agent_config_key!r}")
         if request.max_duration_ms < 0 or request.barge_in_patience_ms < 0:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "durations must not be negative")
-        if request.default_app is DialplanAction.PLAYBACK and not request.default_app_args:
-            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "PLAYBACK needs default_app_args: a .wav path or URL")
+        if request.default_app is DialplanAction.PLAYBACK:
+            self._check_playback(request.default_app_args, "default_app_args")
         if request.ai_websocket_url and not request.ai_websocket_url.startswith(("ws://", "wss://")):
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "ai_websocket_url must be ws:// or wss://")
         if request.ai_quic_url and not request.ai_quic_url.startswith(("https://", "quic://")):
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "ai_quic_url must be https:// or quic://")
+
+    def _check_playback(self, source: str, field: str) -> None:
+        """Refuse a PLAYBACK that cannot play now rather than answer a call only to end it at once."""
+        if not source:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"PLAYBACK needs {field}: a .wav path or URL")
+        problem = self.telephony.unplayable(source)
+        if problem is not None:
+            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"PLAYBACK: {problem}")
 
     def terminate(self, tenant_id: str, call_sid: str) -> Call:
         call = self._require(tenant_id, call_sid)
@@ -171,8 +179,8 @@ class CallService:
             dtmf = parse_send_dtmf(args)
             call.send_dtmf(dtmf.digit, dtmf.mode, dtmf.duration_ms)
             return call
-        if action is DialplanAction.PLAYBACK and not args:
-            raise CallError(ErrorCode.ERR_VALIDATION_FAILED, "PLAYBACK needs app_args: a .wav path or URL")
+        if action is DialplanAction.PLAYBACK:
+            self._check_playback(args, "app_args")
         if action is DialplanAction.UNPARK_AND_BRIDGE:
             target = self.parked_call(tenant_id, args)
             if target is None or target is call:

@@ -12,6 +12,8 @@ import urllib.request
 from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from trunkline.calls.ports import Announcement, AudioSpec, MusicOnHold, Playback, Silence
 from trunkline.media._audioop import audioop
@@ -22,6 +24,7 @@ from trunkline.media_engine.session import MediaSession
 
 log = logging.getLogger(__name__)
 
+URL_SCHEMES = ("http://", "https://")
 MAX_PROMPT_BYTES = 32 << 20
 FETCH_TIMEOUT_S = 15.0
 CACHE_ENTRIES = 64
@@ -83,17 +86,29 @@ class AudioLibrary:
             assert isinstance(audio, (Playback, Announcement))
             return sources.WavPlayback(await self.load(audio.source))
 
+    def unplayable(self, location: str) -> str | None:
+        """Why ``location`` cannot be played, as far as a glance tells: a local file that is not
+        there. A URL is not fetched for this; what it holds is found out when it plays."""
+        if location.startswith(URL_SCHEMES):
+            return None
+        path = _local_path(location)
+        if path is None:
+            return _NOT_A_LOCATION.format(location)
+        if not path.is_file():
+            return f"{path}: no such file"
+        return None
+
     async def load(self, location: str) -> bytes:
         cached = self._cache.get(location)
         if cached is not None:
             self._cache.move_to_end(location)
             return cached
-        if location.startswith(("http://", "https://")):
+        if location.startswith(URL_SCHEMES):
             data = await asyncio.to_thread(_fetch, location)
         else:
-            path = Path(location)
-            if not path.is_absolute():
-                raise AudioError(f"{location!r}: playback needs an absolute .wav path or an http(s) URL")
+            path = _local_path(location)
+            if path is None:
+                raise AudioError(_NOT_A_LOCATION.format(location))
             try:
                 data = await asyncio.to_thread(path.read_bytes)
             except OSError as exc:
@@ -106,6 +121,20 @@ class AudioLibrary:
         if len(self._cache) > CACHE_ENTRIES:
             self._cache.popitem(last=False)
         return pcm
+
+
+_NOT_A_LOCATION = "{!r}: playback needs an absolute .wav path, a file:// URL or an http(s) URL"
+
+
+def _local_path(location: str) -> Path | None:
+    """The file an absolute path or a ``file://`` URL names; None for anything else."""
+    if location.startswith("file://"):
+        url = urlsplit(location)
+        if url.netloc not in ("", "localhost"):
+            return None
+        location = url2pathname(url.path)
+    path = Path(location)
+    return path if path.is_absolute() else None
 
 
 def _fetch(url: str) -> bytes:

@@ -41,6 +41,9 @@ class SipTelephony:
     def place_call(self, trunk: TrunkConfig, to: str, call_from: str, events: LegEvents) -> SipLeg:
         return SipLeg(self, trunk, to, call_from, events)
 
+    def unplayable(self, source: str) -> str | None:
+        return self.audio.unplayable(source)
+
     def agent_link(self, spec: AgentSpec, info: StreamInfo) -> AgentLink:
         """A fresh, unopened link to the agent ``spec`` names."""
         call = CallInfo(call_sid=info.call_sid, stream_id=f"MZ{info.call_sid}", call_from=info.call_from, to=info.to,
