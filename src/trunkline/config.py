@@ -9,6 +9,7 @@ production outage waiting for its first call.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class ServerConfig:
     data_dir: Path = Path(".trunkline")
     cert_file: Path | None = None
     key_file: Path | None = None
+    cert_names: tuple[str, ...] = ()  # DNS names / IPs the local certificate carries beyond LOCAL_NAMES
     event_replay_grace_s: float = 60.0
     event_replay_limit: int = 10_000
 
@@ -211,6 +213,25 @@ def parse_host_port(text: str) -> HostPort:
     return HostPort(host, int(port))
 
 
+_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+
+
+def _cert_names(t: _Table) -> tuple[str, ...]:
+    names = t.get("cert_names", list, [])
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not (_is_ip(name) or (len(name) <= 253 and _DNS_NAME.fullmatch(name))):
+            raise ConfigError(f"{t.key('cert_names')}[{i}]: {name!r} is neither a DNS name nor an IP address")
+    return tuple(names)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _read_key_pem(t: _Table) -> str:
     pem = t.get("public_key_pem", str, "")
     file = t.path_value("public_key_file", None)
@@ -249,12 +270,15 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
         data_dir=s.path_value("data_dir", base_dir / defaults.server.data_dir),
         cert_file=s.path_value("cert_file", None),
         key_file=s.path_value("key_file", None),
+        cert_names=_cert_names(s),
         event_replay_grace_s=float(s.int_in("event_replay_grace_s", 60, 0, 3600)),
         event_replay_limit=s.int_in("event_replay_limit", 10_000, 0, 1_000_000),
     )
     s.done()
     if (server.cert_file is None) != (server.key_file is None):
         raise ConfigError("server.cert_file: cert_file and key_file go together")
+    if server.cert_file is not None and server.cert_names:
+        raise ConfigError("server.cert_names: only for the local certificate; the configured cert_file has its own names")
 
     a = root.table("auth")
     audience = a.get("audience", str, "")

@@ -15,7 +15,15 @@ from trunkline.ai.quic_link import QuicAgentPool
 from trunkline.auth.tokens import KeyRing, TokenVerifier
 from trunkline.calls.events import EventHub
 from trunkline.calls.service import CallService
-from trunkline.certs import CertificateMaterial, ensure_certificate, load_certificate
+from trunkline.certs import (
+    LOCAL_NAMES,
+    CertificateMaterial,
+    ensure_ca,
+    ensure_certificate,
+    load_ca,
+    load_certificate,
+    load_local_certificate,
+)
 from trunkline.config import Config
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
@@ -33,10 +41,24 @@ MAINTENANCE_INTERVAL_S = 10.0
 RENEW_BEFORE = timedelta(days=3)
 
 
-def certificate_for(config: Config) -> CertificateMaterial:
-    if config.server.cert_file is not None and config.server.key_file is not None:
-        return load_certificate(config.server.cert_file, config.server.key_file)
-    return ensure_certificate(config.server.data_dir, datetime.now(timezone.utc), renew_before=RENEW_BEFORE)
+def certificate_for(config: Config, make_ca: bool = False) -> CertificateMaterial:
+    """The configured material, or the data directory's local certificate, made or renewed as needed:
+    issued by the local CA when there is one (``make_ca`` makes it first), self-signed otherwise."""
+    server = config.server
+    if server.cert_file is not None and server.key_file is not None:
+        return load_certificate(server.cert_file, server.key_file)
+    now = datetime.now(timezone.utc)
+    ca = ensure_ca(server.data_dir, now) if make_ca else load_ca(server.data_dir)
+    return ensure_certificate(server.data_dir, now, LOCAL_NAMES + server.cert_names, renew_before=RENEW_BEFORE, ca=ca)
+
+
+def current_certificate(config: Config) -> CertificateMaterial | None:
+    """What a gateway with this config serves, making nothing: None when no gateway ever made its
+    local certificate in the data directory."""
+    server = config.server
+    if server.cert_file is not None and server.key_file is not None:
+        return load_certificate(server.cert_file, server.key_file)
+    return load_local_certificate(server.data_dir)
 
 
 class Gateway:
@@ -80,8 +102,7 @@ class Gateway:
         await self.rpc.start(listen.host, listen.port)
         host, port = self.rpc.address
         log.info("TeleQuick RPC on quic://%s:%d (auth %s)", host, port, self.config.auth.mode)
-        log.info("TLS certificate sha256 %s (valid until %s)", self.certificate.fingerprint_hex,
-                 self.certificate.not_after.isoformat())
+        self._log_certificate("TLS certificate")
         self._maintenance = asyncio.create_task(self._maintain())
 
     async def _maintain(self) -> None:
@@ -89,17 +110,25 @@ class Gateway:
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)
             try:
                 self.events.sweep()
-                self._renew_certificate()
+                self._refresh_certificate()
             except Exception:  # noqa: BLE001 - maintenance must outlive its own bugs
                 log.exception("maintenance failed")
 
-    def _renew_certificate(self) -> None:
-        if not self.certificate.self_signed or self.config.server.cert_file is not None:
+    def _refresh_certificate(self) -> None:
+        """New connections get the local certificate as it should be now: renewed before it expires,
+        or issued by a local CA made since (``trunkline cert --ca``). Most ticks only read the files."""
+        if self.config.server.cert_file is not None:
             return
-        if self.certificate.needs_renewal(datetime.now(timezone.utc), RENEW_BEFORE):
-            self.certificate = certificate_for(self.config)
-            self.rpc.configuration.load_cert_chain(str(self.certificate.cert_path), str(self.certificate.key_path))
-            log.info("renewed TLS certificate, sha256 %s", self.certificate.fingerprint_hex)
+        current = certificate_for(self.config)
+        if current.fingerprint_sha256 != self.certificate.fingerprint_sha256:
+            self.certificate = current
+            self.rpc.configuration.load_cert_chain(str(current.cert_path), str(current.key_path))
+            self._log_certificate("new TLS certificate")
+
+    def _log_certificate(self, what: str) -> None:
+        material = self.certificate
+        issuer = f"local CA {material.local_ca}" if material.local_ca else "self-signed" if material.self_signed else "configured"
+        log.info("%s sha256 %s (valid until %s, %s)", what, material.fingerprint_hex, material.not_after.isoformat(), issuer)
 
     async def close(self) -> None:
         if self._maintenance is not None:

@@ -8,7 +8,7 @@ import pytest
 from aioquic.tls import AlertBadCertificate, verify_certificate
 from cryptography import x509
 
-from trunkline.certs import LOCAL_NAMES, MAX_VALIDITY, ensure_ca, ensure_certificate, load_ca
+from trunkline.certs import LOCAL_NAMES, MAX_VALIDITY, ensure_ca, ensure_certificate, load_ca, load_local_certificate
 
 NOW = datetime.now(UTC)  # aioquic's verifier checks validity against the real clock
 
@@ -98,3 +98,19 @@ def test_a_ca_that_expires_within_the_validity_is_refused(tmp_path: Path) -> Non
 
     with pytest.raises(ValueError, match="local CA .* expires"):
         ensure_certificate(tmp_path, ca.certificate.not_valid_after_utc - timedelta(days=1), ca=ca)
+
+
+def test_load_local_certificate_reads_what_is_there_and_makes_nothing(tmp_path: Path) -> None:
+    assert load_local_certificate(tmp_path) is None
+    assert not (tmp_path / "tls").exists()
+
+    self_signed = ensure_certificate(tmp_path, NOW)
+    assert load_local_certificate(tmp_path) == self_signed
+    ca = ensure_ca(tmp_path, NOW)
+    assert load_local_certificate(tmp_path).local_ca is None  # the CA has not issued it (yet)
+    issued = ensure_certificate(tmp_path, NOW, ca=ca)
+    assert load_local_certificate(tmp_path) == issued and issued.local_ca == ca.cert_path
+
+    (tmp_path / "tls" / "key.pem").unlink()
+    with pytest.raises(ValueError, match="key.pem cannot be read"):
+        load_local_certificate(tmp_path)

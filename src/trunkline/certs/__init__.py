@@ -9,7 +9,7 @@ This package owns those files and that fingerprint and nothing else; it must not
 """
 
 from trunkline.certs.ca import LocalCa, ensure_ca, load_ca
-from trunkline.certs.local import LOCAL_NAMES, MAX_VALIDITY, ensure_certificate
+from trunkline.certs.local import LOCAL_NAMES, MAX_VALIDITY, ensure_certificate, load_local_certificate
 from trunkline.certs.material import CertificateMaterial, load_certificate
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "ensure_certificate",
     "load_ca",
     "load_certificate",
+    "load_local_certificate",
 ]

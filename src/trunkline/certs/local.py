@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from trunkline.certs.ca import LocalCa
+from trunkline.certs.ca import LocalCa, load_ca
 from trunkline.certs.material import (
     CLOCK_SKEW,
     CertificateMaterial,
@@ -62,8 +62,7 @@ def ensure_certificate(
     if ca is not None and ca.certificate.not_valid_after_utc < now + validity:
         raise ValueError(f"local CA {ca.cert_path} expires {ca.certificate.not_valid_after_utc:%Y-%m-%d}; "
                          "remove it and its key, then run `trunkline cert --ca` and trust the new one")
-    tls_dir = data_dir / "tls"
-    cert_path, key_path = tls_dir / "cert.pem", tls_dir / "key.pem"
+    cert_path, key_path = _paths(data_dir)
     try:
         existing = load_certificate(cert_path, key_path)
     except ValueError:
@@ -76,13 +75,33 @@ def ensure_certificate(
         and set(existing.hostnames) == set(names)
         and _issued_by(cert_path, ca)
     ):
-        return replace(existing, local_ca=ca and ca.cert_path)
+        return replace(existing, local_ca=None if ca is None else ca.cert_path)
     cert_pem, key_pem = _certificate_pem(names, now - CLOCK_SKEW, validity, ca)
-    tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cert_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Key first: a crash between the writes leaves a mismatched pair, which the next run replaces.
     write_atomically(key_path, key_pem, mode=0o600)
     write_atomically(cert_path, cert_pem, mode=0o644)
-    return replace(load_certificate(cert_path, key_path), local_ca=ca and ca.cert_path)
+    return replace(load_certificate(cert_path, key_path), local_ca=None if ca is None else ca.cert_path)
+
+
+def load_local_certificate(data_dir: Path) -> CertificateMaterial | None:
+    """The local certificate as it is on disk, making nothing: None when none was ever made there.
+
+    Raises ValueError naming the file when it is there but broken (the gateway replaces it at start).
+    """
+    cert_path, key_path = _paths(data_dir)
+    if not cert_path.exists():
+        return None
+    material = load_certificate(cert_path, key_path)
+    ca = load_ca(data_dir)
+    if ca is not None and _issued_by(cert_path, ca):
+        return replace(material, local_ca=ca.cert_path)
+    return material
+
+
+def _paths(data_dir: Path) -> tuple[Path, Path]:
+    tls_dir = data_dir / "tls"
+    return tls_dir / "cert.pem", tls_dir / "key.pem"
 
 
 def _issued_by(cert_path: Path, ca: LocalCa | None) -> bool:
