@@ -11,7 +11,7 @@ from tests.conftest import client_for, wait_until
 from tests.rawquic import raw_connection
 from trunkline.calls.events import CallEvent
 from trunkline.enums import ErrorCode, EventType
-from trunkline.sdk import InternalError, InvalidDestination, InvalidTrunk, Unauthorized, ValidationFailed
+from trunkline.sdk import InternalError, InvalidDestination, InvalidTrunk, ValidationFailed
 from trunkline.wire import METHODS_BY_NAME, encode_frame
 from trunkline.wire import dtos as d
 
@@ -126,9 +126,16 @@ class _BrokenEnvelope(d.Empty):
         return struct.pack("<BBi", 0, 0, 100)
 
 
-async def test_wrong_tenant_in_originate_is_unauthorized(client):
-    with pytest.raises(Unauthorized, match="tenant"):
-        await client.dial("+15551234567", trunk_id="carrier", tenant_id="someone-else")
+async def test_open_mode_takes_any_named_tenant_and_acts_for_the_default_one(gateway, client, caplog):
+    """§5: the public SDKs put a fixed ``test_tenant`` in every request; open mode has no token to
+    match it with, so it is logged and never refused."""
+    caplog.set_level("DEBUG", logger="trunkline.rpc.handlers")
+    call = await client.dial("+15551234567", trunk_id="carrier", tenant_id="test_tenant")
+    assert gateway.calls.find("local", call.call_sid) is not None  # the default tenant's call
+    assert "request names tenant 'test_tenant'" in caplog.text
+    await client.terminate(call.call_sid)
+    with pytest.raises(InternalError):  # not Unauthorized: past the tenant check, on to the absent campaign engine
+        await client.originate_bulk(template_tenant_id="test_tenant", template_trunk_id="carrier")
 
 
 async def test_events_route_by_client_id_and_tenant(gateway):

@@ -57,6 +57,17 @@ class RpcHandlers:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    def _check_tenant(self, session: Session, tenant_id: str) -> None:
+        """§5: a request may name its tenant. With a token, only the connection's own; in open mode
+        there is nothing to match it with, so it is logged and the request acts for the default
+        tenant (the public SDKs send a fixed ``test_tenant``)."""
+        if not tenant_id or tenant_id == session.tenant_id:
+            return
+        if self.verifier is None:
+            log.debug("%s: request names tenant %r; open mode acts for %r", session.peer, tenant_id, session.tenant_id)
+            return
+        raise RpcFailure(ErrorCode.ERR_UNAUTHORIZED, f"tenant {tenant_id!r} is not this connection's tenant")
+
     # --- implemented here --------------------------------------------------------------------
 
     def authenticate(self, session: Session, req: d.AuthRequest) -> d.AuthResponse:
@@ -91,7 +102,7 @@ class RpcHandlers:
     # --- engines that arrive later -----------------------------------------------------------
 
     def originate(self, session: Session, req: d.OriginateRequest) -> d.OriginateResponse:
-        _check_tenant(session, req.tenant_id)
+        self._check_tenant(session, req.tenant_id)
         call = self.calls.originate(
             session.tenant_id, req.trunk_id, req.call_sid, to=req.to, call_from=req.call_from,
             default_app=req.default_app, default_app_args=req.default_app_args,
@@ -103,7 +114,7 @@ class RpcHandlers:
         return d.OriginateResponse(call_sid=call.sid, status=_queued_status(call), timestamp_ms=self._now_ms())
 
     def originate_bulk(self, session: Session, req: d.BulkRequest) -> d.BulkResponse:
-        _check_tenant(session, req.template_tenant_id)
+        self._check_tenant(session, req.template_tenant_id)
         raise NotAvailable("OriginateBulk")
 
     def abort_bulk(self, session: Session, req: d.AbortBulkRequest) -> d.BulkResponse:
@@ -144,12 +155,6 @@ class RpcHandlers:
 def _queued_status(call: Call) -> str:
     """A new call is QUEUED; an idempotent repeat reports the call's current state (§6)."""
     return "QUEUED" if call.state is CallState.INITIATED else call.status
-
-
-def _check_tenant(session: Session, tenant_id: str) -> None:
-    """§5: a request may name its tenant for audit, but only the connection's own."""
-    if tenant_id and tenant_id != session.tenant_id:
-        raise RpcFailure(ErrorCode.ERR_UNAUTHORIZED, f"tenant {tenant_id!r} is not this connection's tenant")
 
 
 def event_to_dto(event: CallEvent) -> d.CallEvent:
