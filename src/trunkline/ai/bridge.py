@@ -1,7 +1,8 @@
 """One call's audio bridged both ways to its agent, driven by the media clock.
 
 Caller audio goes to the agent frame by frame as its packets arrive (the session delivers on
-arrival, in sequence; the clock only fills gaps), in the link's ``audio_codec``: for a µ-law agent
+arrival, in sequence; the clock only fills gaps), always in 20 ms frames whatever the carrier's
+packet time (:mod:`trunkline.ai.framing`), in the link's ``audio_codec``: for a µ-law agent
 on a µ-law call the RTP payload bytes go to the agent as they are and back the same way, with no
 PCM16 on the path at all (only the VAD decodes, when barge-in is on). Agent audio goes through one bounded
 :class:`StreamQueue` that the session plays on the clock, so it is paced at 20 ms and never bursts
@@ -26,6 +27,7 @@ import logging
 from typing import Callable
 
 from trunkline.ai.events import AgentAudio, AgentClear, AgentDtmf, AgentEvent, AgentHangup, AgentMark, AgentTransfer
+from trunkline.ai.framing import FrameCutter
 from trunkline.ai.link import AgentLink
 from trunkline.ai.vad import VoiceActivityDetector
 from trunkline.media_engine.session import MediaSession
@@ -56,6 +58,7 @@ class AgentBridge:
         codec = link.audio_codec
         self.queue = StreamQueue(QUEUE_FRAMES, on_mark=link.mark_played, codec=codec, live=True)
         self._silent_frame = codec.silence(FRAME_SAMPLES) if codec is not None else bytes(2 * FRAME_SAMPLES)
+        self._cutter = FrameCutter(len(self._silent_frame))
         self._vad_decode = codec.decode if codec is not None else None
         self.vad = VoiceActivityDetector() if auto_barge_in else None
         self.patience_ms = max(0, barge_in_patience_ms)
@@ -93,9 +96,21 @@ class AgentBridge:
 
     # --- caller -> agent (every frame) --------------------------------------------------------
 
-    def _on_caller_audio(self, frame: bytes | None) -> None:
-        if frame is None:
-            frame = self._silent_frame
+    def _on_caller_audio(self, payload: bytes | None) -> None:
+        """One packet's payload (None: a lost or missing packet, 20 ms of silence), as 20 ms frames.
+
+        A 20 ms payload with nothing pending, the usual case, is passed on as the very bytes object
+        it is; only other packet times go through the :class:`FrameCutter`."""
+        if payload is None:
+            payload = self._silent_frame
+        cutter = self._cutter
+        if len(payload) != cutter.frame_bytes or cutter.pending:
+            for frame in cutter.cut(payload):
+                self._on_caller_frame(frame)
+        else:
+            self._on_caller_frame(payload)
+
+    def _on_caller_frame(self, frame: bytes) -> None:
         self.link.send_audio(frame)
         vad = self.vad
         if vad is None:
