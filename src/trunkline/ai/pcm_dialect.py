@@ -9,9 +9,9 @@ message is one JSON text frame::
 
 (``custom_parameters`` holds only the configured parameters; the call metadata is at top level).
 After it, every binary frame is mono PCM16 little-endian at ``sample_rate`` (8000, 16000 or
-24000): the gateway sends one frame per 20 ms of caller audio, the agent may send any length, even
-an odd number of bytes (the stray byte waits for the next frame). Resampling keeps filter state in
-both directions so frame boundaries do not click.
+24000): the gateway sends frames of exactly 20 ms, whatever the carrier's packet time; the agent
+may send any length, even an odd number of bytes (the stray byte waits for the next frame).
+Resampling keeps filter state in both directions so frame boundaries do not click.
 
 Control is JSON text with Twilio's event names where Twilio has them. To the agent:
 ``{"event":"dtmf","dtmf":{"digit":"5"}}``, ``{"event":"mark","mark":{"name":"..."}}`` (echo),
@@ -36,7 +36,7 @@ _BARGE_IN = '{"event":"clear","clear":{"reason":"barge_in"}}'
 class Pcm16Dialect:
     """Binary PCM16 for one call; owns the two resamplers and the odd byte the agent left over."""
 
-    __slots__ = ("info", "custom_parameters", "sample_rate", "_to_agent", "_from_agent", "_odd")
+    __slots__ = ("info", "custom_parameters", "sample_rate", "_frame_bytes", "_to_agent", "_from_agent", "_odd")
 
     name = "pcm16"
     audio_codec = None
@@ -47,6 +47,7 @@ class Pcm16Dialect:
         self.info = info
         self.custom_parameters = dict(custom_parameters)
         self.sample_rate = sample_rate
+        self._frame_bytes = 2 * sample_rate // 50
         self._to_agent = Resampler(BRIDGE_RATE, sample_rate)
         self._from_agent = Resampler(sample_rate, BRIDGE_RATE)
         self._odd = b""
@@ -70,7 +71,12 @@ class Pcm16Dialect:
         return [compact_json(start)]
 
     def media(self, pcm: bytes) -> bytes:
-        return self._to_agent.process(pcm)
+        """A 20 ms frame at the agent's rate. The resampler's first output is short by its filter delay
+        (a sample or two); that frame is padded with silence in front rather than sent short or held
+        back, so every frame is 20 ms and none adds latency."""
+        out = self._to_agent.process(pcm)
+        missing = self._frame_bytes - len(out)
+        return out if missing <= 0 else bytes(missing) + out
 
     def dtmf(self, digit: str) -> str:
         return compact_json({"event": "dtmf", "dtmf": {"digit": digit}})
