@@ -57,18 +57,30 @@ async def run_demo(seconds: float, console: Console) -> int:
         async with Client.connect(f"{host}:{port}", ca_file=gateway.certificate.cert_path) as client:
             stream = client.events().__aiter__()
             call = await client.dial("+15550100200", trunk_id="demo-carrier", default_app=DialplanAction.AI_BIDIRECTIONAL_STREAM,
-                                     ai_websocket_url=agent_url, max_duration_ms=int(seconds * 1000))
+                                     ai_websocket_url=agent_url)
             events.append(f"Originate → {call.call_sid} {call.status}")
+            answered = asyncio.Event()
 
             async def collect() -> None:
                 nonlocal final
                 async for event in stream:
                     events.append(f"{event.event_type.name:<24} {event.status}")
-                    if event.event_type == EventType.CHANNEL_HANGUP_COMPLETE:
+                    if event.event_type == EventType.CHANNEL_ANSWER:
+                        answered.set()
+                    elif event.event_type == EventType.CHANNEL_HANGUP_COMPLETE:
                         final = event
                         return
 
+            async def hang_up_when_time_is_up() -> None:
+                """Hang up as an application would, so the call ends COMPLETED (Q.850 16): letting
+                max_duration_ms end it reports TIMEOUT, which reads like a failure."""
+                await answered.wait()
+                await asyncio.sleep(seconds)
+                events.append(f"Terminate → {call.call_sid} (the demo's {seconds:g} s are up)")
+                await client.terminate(call.call_sid)
+
             collector = asyncio.create_task(collect())
+            ender = asyncio.create_task(hang_up_when_time_is_up())
             with Live(console=console, refresh_per_second=10, transient=False) as live:
                 while True:
                     table = Table.grid(padding=(0, 2))
@@ -80,6 +92,7 @@ async def run_demo(seconds: float, console: Console) -> int:
                         break
                     levels.agent = levels.caller = 0
                     await asyncio.sleep(0.1)
+            ender.cancel()  # when the call ended before its time was up
             await collector
     finally:
         await gateway.close()
@@ -88,7 +101,7 @@ async def run_demo(seconds: float, console: Console) -> int:
     if final is None:
         console.print("[red]the call ended without a hangup event[/red]")
         return 1
-    console.print(f"\ncall {final.call_sid}: {final.status}, {final.duration_seconds}s, codec {final.codec}, "
+    console.print(f"\ncall {final.call_sid}: {final.status} (Q.850 {final.q850_cause}), {final.duration_seconds}s, codec {final.codec}, "
                   f"RTP sent {final.packets_sent} / received {final.packets_received}, lost {final.packets_lost}, "
                   f"jitter {final.jitter_ms:.1f} ms, MOS {final.estimated_mos:.2f}")
-    return 0 if final.packets_received and agent.frames else 1
+    return 0 if final.status == "COMPLETED" and final.packets_received and agent.frames else 1
