@@ -44,7 +44,8 @@ class Client:
 
     Use ``async with Client.connect("127.0.0.1:9090") as client:``. ``credentials`` is a
     service-account JSON path or a :class:`ServiceAccount`; by default ``TRUNKLINE_CREDENTIALS`` is
-    read, and with neither the gateway must run in open mode.
+    read, and with neither the gateway must run in open mode. The connection PINGs the gateway while
+    open, so ``idle_timeout`` only ends it when the gateway stops answering.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class Client:
         insecure: bool = False,
         server_name: str | None = None,
         timeout: float = 10.0,
+        idle_timeout: float = 60.0,
     ) -> None:
         self.endpoint = endpoint
         self.host, self.port = parse_endpoint(endpoint)
@@ -68,7 +70,7 @@ class Client:
         self.client_id = client_id or str(uuid.uuid4())
         self.timeout = timeout
         self.tenant_id: str | None = None
-        self._configuration_args = (server_name or self.host, str(ca_file) if ca_file else None, insecure)
+        self._configuration_args = (server_name or self.host, str(ca_file) if ca_file else None, insecure, idle_timeout)
         self._stack: contextlib.AsyncExitStack | None = None
         self._protocol: ClientProtocol | None = None
         self._refresher: asyncio.Task | None = None
@@ -262,6 +264,7 @@ class Client:
         """
         client_id = self.client_id if client_id is None else client_id
         attempt = 0
+        lost: str | None = None  # why the last subscription ended, until a new one stands
         while True:
             queue: asyncio.Queue = asyncio.Queue()
             try:
@@ -269,21 +272,27 @@ class Client:
                 protocol.event_listeners.add(queue)
                 try:
                     await protocol.request(METHODS_BY_NAME["StreamEvents"], d.EventStreamRequest(client_id=client_id), self.timeout)
+                    if lost is not None:
+                        log.info("event stream lost (%s); resubscribed after %d attempt(s)", lost, attempt)
+                        lost = None
                     attempt = 0
                     while (item := await queue.get()) is not CLOSED:
                         yield item
                 finally:
                     protocol.event_listeners.discard(queue)
-            except ConnectionLost:
+                reason = protocol.terminated or "event stream ended"
+            except ConnectionLost as exc:
                 if not reconnect or self._closed:
                     raise
+                reason = str(exc)
             if self._closed:
                 return
             if not reconnect:
                 raise ConnectionLost("event stream ended")
+            lost = lost or reason
             delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]
             attempt += 1
-            log.info("event stream lost; resubscribing in %.1f s", delay)
+            log.debug("event stream down (%s); attempt %d in %.1f s", reason, attempt, delay)
             await asyncio.sleep(delay)
 
     stream_events = events

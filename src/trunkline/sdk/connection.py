@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 ALPN = ["h3"]
 #: Frames of one call kept while nobody reads its audio (10 s at 20 ms): the oldest go first.
 AUDIO_BACKLOG = 500
+#: A PING goes out this often, as a share of the idle timeout both ends agreed on: an open connection
+#: that only waits (an idle event stream) is not closed under it, and a lost PING or two does not matter.
+KEEPALIVE_FRACTION = 1 / 3
 
 
 class _Closed:
@@ -42,6 +45,7 @@ class ClientProtocol(QuicConnectionProtocol):
         self.audio_listeners: dict[str, set[asyncio.Queue]] = {}
         self.audio_backlog: dict[str, deque] = {}
         self.terminated: str | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
 
     async def wait_connected(self) -> None:
         try:
@@ -113,8 +117,19 @@ class ClientProtocol(QuicConnectionProtocol):
             if pending is not None and not pending[0].done():
                 pending[0].set_exception(_ResetSignal(event.error_code))
             self._inbound.pop(event.stream_id, None)
+        elif isinstance(event, events.HandshakeCompleted):
+            self._ping_later()
         elif isinstance(event, events.ConnectionTerminated):
             self._terminate(event.reason_phrase or f"connection closed (0x{event.error_code:x})")
+
+    def _ping_later(self) -> None:
+        # aioquic keeps the negotiated idle timeout (the smaller of both ends', RFC 9000 §10.1) private.
+        self._keepalive = self._loop.call_later(self._quic._idle_timeout() * KEEPALIVE_FRACTION, self._ping)
+
+    def _ping(self) -> None:
+        self._quic.send_ping(0)
+        self.transmit()
+        self._ping_later()
 
     def _on_uni(self, stream_id: int, data: bytes, fin: bool) -> None:
         decoder = self._inbound.setdefault(stream_id, FrameDecoder())
@@ -151,6 +166,8 @@ class ClientProtocol(QuicConnectionProtocol):
         if self.terminated:
             return
         self.terminated = reason
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         for future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(_ResetSignal(None, reason))
