@@ -10,7 +10,12 @@ WorkerRunner (Pipecat 1.3's names for PipelineTask and PipelineRunner, which it 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import runpy
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -34,10 +39,12 @@ from tests.e2e.test_ai_bridge import AI, TO, loud, tone, tone_share  # noqa: E40
 from trunkline.media.dtmf import ToneDetector, digit_to_event, telephone_event_payloads  # noqa: E402
 from trunkline.media.g711 import pcmu_decode  # noqa: E402
 from trunkline.media.rtp import RtpPacket, build_rtp  # noqa: E402
+from trunkline.media_engine.sources import Tone  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (apt: sip-tester)")
 
 RATE = 8000  # the pipeline runs at the call's rate, so what the bot hears is what the caller sent
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipecat_bot" / "bot.py"
 
 
 class KeypadBot(FrameProcessor):
@@ -98,11 +105,35 @@ class PipecatBot:
         await self.worker.queue_frame(OutputAudioRawFrame(audio=pcm, sample_rate=RATE, num_channels=1))
 
 
+@asynccontextmanager
+async def served(app) -> AsyncIterator[str]:
+    """``app`` under uvicorn on a free loopback port; yields the URL of its ``/ws`` endpoint."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        await wait_until(lambda: server.started, "uvicorn")
+        yield f"ws://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/ws"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def tone_frames(tap, freq: float) -> int:
+    """How many frames the gateway sent the caller carry the tone ``freq``."""
+    detector = ToneDetector(freq)
+    return sum(detector.detect(pcmu_decode(payload)) for _, payload in tap.sent)
+
+
+_presses = itertools.count()
+
+
 async def press(tap, digit: str) -> None:
-    """The caller's phone sends a key press, RFC 4733, from the carrier's media address."""
+    """The caller's phone sends a key press, RFC 4733, from the carrier's media address; each press
+    is a new event (its own timestamp), further along the same stream."""
+    k = next(_presses)
     for n, (payload, marker) in enumerate(telephone_event_payloads(digit_to_event(digit), 800)):
-        packet = RtpPacket(payload_type=101, sequence=2000 + n, timestamp=320_000, ssrc=0xD7F, payload=payload,
-                           marker=marker)
+        packet = RtpPacket(payload_type=101, sequence=2000 + 100 * k + n, timestamp=320_000 + 16_000 * k,
+                           ssrc=0xD7F, payload=payload, marker=marker)
         tap.transport.sendto(build_rtp(packet), tap.gateway)
         await asyncio.sleep(0.02)
 
@@ -110,15 +141,11 @@ async def press(tap, digit: str) -> None:
 async def test_pipecat_twilio_bot_takes_a_call(start_gateway, peers):
     sipp, tap, transport = await tapped_carrier(peers)
     pipecat = PipecatBot()
-    server = uvicorn.Server(uvicorn.Config(pipecat.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    try:
-        await wait_until(lambda: server.started, "uvicorn")
-        port = server.servers[0].sockets[0].getsockname()[1]
+    async with served(pipecat.app) as url:
         gateway = await start_gateway(carrier(sipp.port))
         client, watch = await watched_client(gateway)
         call = await client.dial(TO, trunk_id="carrier", call_from="+15550001111", default_app=AI,
-                                 ai_websocket_url=f"ws://127.0.0.1:{port}/ws")
+                                 ai_websocket_url=url)
         await watch.until(call.call_sid, "ANSWERED")
         await wait_until(lambda: pipecat.worker is not None, "the bot's pipeline")
         bot = pipecat.bot
@@ -130,10 +157,8 @@ async def test_pipecat_twilio_bot_takes_a_call(start_gateway, peers):
 
         # a long utterance, which the caller interrupts with a key press: the DTMF reaches the bot,
         # whose interruption makes the serializer send clear, and the caller hears silence
-        long_tone = ToneDetector(800)
         await pipecat.say(tone(800, 10.0))
-        await wait_until(lambda: sum(long_tone.detect(pcmu_decode(p)) for _, p in tap.sent) > 25,
-                         "the long utterance at the caller")
+        await wait_until(lambda: tone_frames(tap, 800) > 25, "the long utterance at the caller")
         tap.pass_echo = False  # the caller's phone sends its own stream now
         await press(tap, "5")
         await wait_until(lambda: bot.interrupted_at is not None, "the key press at the bot")
@@ -144,10 +169,7 @@ async def test_pipecat_twilio_bot_takes_a_call(start_gateway, peers):
         await pipecat.worker.queue_frame(EndFrame())
         hangup = await watch.hangup(call.call_sid)
         await asyncio.wait_for(pipecat.finished.wait(), 10)
-    finally:
-        transport.close()
-        server.should_exit = True
-        await serving
+    transport.close()
 
     data = pipecat.call_data
     assert (data.call_id, data.from_number, data.to_number) == (call.call_sid, "+15550001111", TO)
@@ -159,4 +181,25 @@ async def test_pipecat_twilio_bot_takes_a_call(start_gateway, peers):
     # seconds the bot meant to say.
     assert sum(map(loud, after[:10])) <= 1
     assert not any(map(loud, after[10:])), "the long utterance went on after the clear"
+    assert hangup.status == "COMPLETED"
+
+
+async def test_the_example_bot_greets_echoes_and_hangs_up_on_hash(start_gateway, peers):
+    example = runpy.run_path(str(EXAMPLE), run_name="pipecat_bot_example")
+    sipp, tap, transport = await tapped_carrier(peers)
+    async with served(example["app"]) as url:
+        gateway = await start_gateway(carrier(sipp.port))
+        client, watch = await watched_client(gateway)
+        call = await client.dial(TO, trunk_id="carrier", default_app=AI, ai_websocket_url=url)
+        await watch.until(call.call_sid, "ANSWERED")
+        await wait_until(lambda: tone_frames(tap, 440) > 10, "the greeting at the caller")
+        tap.pass_echo = False
+        await press(tap, "1")  # cuts the greeting short
+        tap.voice, tap.pass_echo = Tone(700.0), True  # then the caller talks, and hears it echoed
+        await wait_until(lambda: tone_frames(tap, 700) > 25, "the caller's voice echoed")
+        tap.pass_echo = False
+        await press(tap, "#")
+        hangup = await watch.hangup(call.call_sid)
+    transport.close()
+    assert tone_frames(tap, 440) < 100  # of the greeting's 150 frames
     assert hangup.status == "COMPLETED"
