@@ -5,6 +5,7 @@ by its CHANNEL_HANGUP_COMPLETE, as an application would."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import struct
 
@@ -94,3 +95,31 @@ async def test_a_playback_of_a_missing_file_is_refused_naming_it(gateway, client
     with pytest.raises(ValidationFailed, match=f"^Originate: PLAYBACK: {missing}: no such file$"):
         await client.dial(TO, trunk_id="carrier", default_app=DialplanAction.PLAYBACK, default_app_args=missing.as_uri())
     assert gateway.calls.active_calls("local") == []
+
+
+async def test_a_playback_still_loading_at_answer_sends_silence_meanwhile(start_gateway, peers, client):
+    """A prompt from a URL that is slow to fetch: RTP flows from the answer on, so a symmetric-RTP
+    carrier hears the gateway before the prompt arrives."""
+    release = asyncio.Event()
+
+    async def slow_http(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        await release.wait()  # the prompt never arrives during the test
+        writer.close()
+
+    server = await asyncio.start_server(slow_http, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/greeting.wav"
+    sipp = await peers(uas("uas_answer", timeout_s=60))
+    gateway = await start_gateway(carrier(sipp.port))
+    _, watch = await watched_client(gateway)
+    try:
+        response = await watch.client.dial(TO, trunk_id="carrier", default_app=DialplanAction.PLAYBACK,
+                                           default_app_args=url)
+        await watch.until(response.call_sid, "ANSWERED")
+        call = gateway.calls.find("local", response.call_sid)
+        await wait_until(lambda: call.leg.media_stats().packets_sent >= 25, "RTP while the prompt loads")
+        await watch.client.terminate(response.call_sid)
+        await watch.hangup(response.call_sid)
+    finally:
+        release.set()
+        server.close()

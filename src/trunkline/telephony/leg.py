@@ -101,6 +101,8 @@ class SipLeg:
         try:
             source = self._telephony.audio.ready_source(audio)
         except LookupError:  # a file or URL not loaded yet
+            if self._source is None:  # just answered: silence meanwhile, so RTP flows from the answer on
+                self._set_source(self._telephony.audio.ready_source(Silence()))
             asyncio.ensure_future(self._play_when_loaded(request, audio))
             return
         self._set_source(source)
