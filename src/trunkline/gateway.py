@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 
 from trunkline.ai.client_link import ClientAudioHub
@@ -24,7 +25,7 @@ from trunkline.certs import (
     load_certificate,
     load_local_certificate,
 )
-from trunkline.config import Config
+from trunkline.config import Config, HostPort
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
 from trunkline.rpc.dispatch import Dispatcher
@@ -39,6 +40,15 @@ log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 10.0
 RENEW_BEFORE = timedelta(days=3)
+
+
+class ListenError(OSError):
+    """A listener that could not bind, named with its address and the config key that sets it."""
+
+    def __init__(self, what: str, address: HostPort, key: str, cause: OSError) -> None:
+        errno = cause.errno or getattr(cause.__cause__, "errno", None)  # uvloop wraps the bind error
+        why = os.strerror(errno) if errno else str(cause)
+        super().__init__(errno, f"cannot listen for {what} on {address}: {why} (set {key})")
 
 
 def certificate_for(config: Config, make_ca: bool = False) -> CertificateMaterial:
@@ -94,12 +104,21 @@ class Gateway:
         self._maintenance: asyncio.Task | None = None
 
     async def start(self) -> None:
+        """Bind every listener; a listener that cannot bind raises :class:`ListenError` naming it."""
         _tune_garbage_collector()
-        await self.sip.start()
+        sip_listen, listen = self.config.sip.listen, self.config.server.quic_listen
+        try:
+            await self.sip.start()
+        except OSError as exc:
+            await self.sip.close()
+            raise ListenError("SIP (udp/tcp)", sip_listen, "sip.listen", exc) from None
         log.info("SIP on udp/tcp %s:%d", *self.sip.address)
         self.trunk_monitor.start()
-        listen = self.config.server.quic_listen
-        await self.rpc.start(listen.host, listen.port)
+        try:
+            await self.rpc.start(listen.host, listen.port)
+        except OSError as exc:
+            await self.close()
+            raise ListenError("the TeleQuick RPC (QUIC, udp)", listen, "server.quic_listen", exc) from None
         host, port = self.rpc.address
         log.info("TeleQuick RPC on quic://%s:%d (auth %s)", host, port, self.config.auth.mode)
         self._log_certificate("TLS certificate")

@@ -80,13 +80,33 @@ def test_reset_style_refusal_names_the_code(served):
     workdir, endpoint = served
     result = run("--endpoint", endpoint, "bulk", "abort", "spring-sale", cwd=workdir)
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: AbortBulk: ERR_INTERNAL_ERROR"
+    assert result.stderr.strip() == (
+        "error: AbortBulk: ERR_INTERNAL_ERROR: not available yet on this gateway, or it failed (its log says which)")
 
 
 def test_bad_input_is_refused_before_any_request(served):
     workdir, endpoint = served
     result = run("--endpoint", endpoint, "dtmf", "c1", "12x", cwd=workdir)
-    assert (result.returncode, result.stderr.strip()) == (1, "error: not DTMF digits: X")
+    assert (result.returncode, result.stderr.strip()) == (1, "error: not DTMF digits: x (use 0-9 * # A-D)")
+
+
+def test_events_in_one_terminal_shows_the_call_dial_places_from_another(served):
+    workdir, endpoint = served
+    env = {**os.environ, "TRUNKLINE_ENDPOINT": endpoint}
+    watcher = subprocess.Popen([*TRUNKLINE, "events", "--json"], cwd=workdir, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        placed = run("dial", "+15551230001", "--trunk", "carrier", cwd=workdir, env=env)
+        assert placed.returncode == 0, placed.stderr
+        call_sid = placed.stdout.split()[0]
+        assert f"trunkline hangup {call_sid}" in placed.stderr  # it says how to follow and end the call
+        for line in watcher.stdout:  # the call's first event: no matter which command started first
+            if json.loads(line)["call_sid"] == call_sid:
+                break
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
+        run("hangup", call_sid, cwd=workdir, env=env)
 
 
 def test_unreachable_gateway_is_one_clear_line(tmp_path):

@@ -225,14 +225,16 @@ class Client:
         self, to: str, *, trunk_id: str, call_from: str = "", default_app: DialplanAction = DialplanAction.PARK,
         default_app_args: str = "", ai_websocket_url: str = "", ai_quic_url: str = "", max_duration_ms: int = 0,
         call_sid: str = "", auto_barge_in: bool = False, barge_in_patience_ms: int = 0, tenant_id: str = "",
-        traceparent: str = "",
+        traceparent: str = "", agent_config_key: str = "",
     ) -> d.OriginateResponse:
-        """Place a call. Unlike the raw RPC (where 0 = HANGUP), the SDK defaults to PARK (§6)."""
+        """Place a call. Unlike the raw RPC (where 0 = HANGUP), the SDK defaults to PARK (§6).
+        ``agent_config_key`` names an ``[[agents]]`` entry of the gateway's config for the AI stream."""
         return await self.originate(d.OriginateRequest(
             trunk_id=trunk_id, to=to, call_from=call_from, ai_websocket_url=ai_websocket_url,
             ai_quic_url=ai_quic_url, tenant_id=tenant_id, max_duration_ms=max_duration_ms, call_sid=call_sid,
             default_app=default_app, default_app_args=default_app_args, auto_barge_in=auto_barge_in,
-            barge_in_patience_ms=barge_in_patience_ms, client_id=self.client_id, traceparent=traceparent))
+            barge_in_patience_ms=barge_in_patience_ms, client_id=self.client_id, traceparent=traceparent,
+            agent_config_key=agent_config_key))
 
     async def transfer(self, call_sid: str, to: str) -> d.ExecuteDialplanResponse:
         return await self.execute_dialplan(call_sid, DialplanAction.TRANSFER, to)
@@ -327,4 +329,4 @@ def _raise_for(response: d.Dto, method: str) -> None:
         raise error_for(code, getattr(response, "error_message", ""), method)
     status = getattr(response, "status", "")
     if isinstance(response, d.BulkResponse) and status.startswith("ERR_") and status in ErrorCode.__members__:
-        raise error_for(ErrorCode[status], status, method)
+        raise error_for(ErrorCode[status], "", method)

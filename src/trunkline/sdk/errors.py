@@ -54,12 +54,20 @@ _BY_CODE = {cls.code: cls for cls in (InvalidTrunk, InvalidDestination, RateLimi
                                        InternalError, ValidationFailed, Unauthorized)}
 
 
+#: Said of an internal error whose answer has no room for a reason (a stream reset, BulkResponse's
+#: status): a gateway answers a method it does not offer yet that way, and its log names the cause.
+NO_REASON_INTERNAL = "ERR_INTERNAL_ERROR: not available yet on this gateway, or it failed (its log says which)"
+
+
 def error_for(code: int, message: str, method: str) -> TrunklineError:
+    """The typed error for ``code``; ``message`` is the gateway's reason, "" when the answer has none."""
     try:
         known = ErrorCode(code)
     except ValueError:
         return TrunklineError(message or f"error code {code}", method)
-    return _BY_CODE.get(known, TrunklineError)(message or known.name, method, known)
+    if not message:
+        message = NO_REASON_INTERNAL if known is ErrorCode.ERR_INTERNAL_ERROR else known.name
+    return _BY_CODE.get(known, TrunklineError)(message, method, known)
 
 
 def error_for_reset(app_error: int, method: str) -> TrunklineError:
