@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import TRUNKLINE, free_udp_port, run
+from tests.cli.test_cli import TRUNKLINE, free_udp_port, run, served  # noqa: F401 - served is a fixture
 
 
 def assert_one_line(result: subprocess.CompletedProcess, expected: str) -> None:
@@ -89,3 +89,10 @@ def test_config_check_says_ok_or_names_the_key(tmp_path: Path):
     (tmp_path / "bad.toml").write_text('[[trunks]]\nid = "carrier"\nring_timeout_s = 0\n')
     bad = run("config", "check", "bad.toml", cwd=tmp_path)
     assert (bad.returncode, bad.stderr.strip()) == (2, "error: config: trunks[0].ring_timeout_s: 0 is outside 1..600")
+
+
+def test_an_untrusted_certificate_says_it_was_refused_and_how_to_trust_it(served, tmp_path: Path):
+    _, endpoint = served  # run from another directory: the gateway's certificate is not trusted there
+    result = run("--endpoint", endpoint, "buckets", cwd=tmp_path)
+    assert_one_line(result, f"error: cannot reach {endpoint}: the gateway's certificate was refused: self-signed "
+                            "certificate; trust it with --ca FILE (`trunkline cert` in the gateway's directory shows the file)")

@@ -93,8 +93,8 @@ def common(
     if colon and (not host or not port.isdigit() or not 0 < int(port) < 65536):
         fail(f"--endpoint {endpoint!r}: expected host:port with a port number 1-65535")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not verbose:
-        logging.getLogger("quic").setLevel(logging.WARNING)
+    if not verbose:  # aioquic logs a refused handshake as a warning too: the error line says it once
+        logging.getLogger("quic").setLevel(logging.ERROR)
     ctx.obj = Target(endpoint, credentials, ca, insecure, data_dir, timeout)
 
 
@@ -105,7 +105,7 @@ def fail(message: str, code: int = 1) -> None:
 
 def run_client(ctx: typer.Context, job: Callable[[Any], Awaitable[Any]], client_id: str = CLI_CLIENT_ID) -> Any:
     """Run ``job(client)`` and turn every failure into one line and a non-zero exit."""
-    from trunkline.sdk import ConnectionLost, TrunklineError, Unauthorized
+    from trunkline.sdk import CertificateRefused, ConnectionLost, TrunklineError, Unauthorized
 
     target: Target = ctx.obj
 
@@ -115,6 +115,8 @@ def run_client(ctx: typer.Context, job: Callable[[Any], Awaitable[Any]], client_
 
     try:
         return asyncio.run(main())
+    except CertificateRefused as exc:
+        fail(f"{exc}; trust it with --ca FILE (`trunkline cert` in the gateway's directory shows the file)")
     except ConnectionLost as exc:
         fail(str(exc))
     except Unauthorized as exc:

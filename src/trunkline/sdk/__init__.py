@@ -9,6 +9,7 @@ can ship alone to applications.
 from trunkline.enums import DialplanAction, ErrorCode, EventType, InboundRule
 from trunkline.sdk.client import Client
 from trunkline.sdk.errors import (
+    CertificateRefused,
     CircuitBreakerOpen,
     ConnectionLost,
     InternalError,
@@ -22,6 +23,7 @@ from trunkline.sdk.errors import (
 from trunkline.wire.dtos import AudioFrame, CallEvent
 
 __all__ = [
+    "CertificateRefused",
     "Client",
     "AudioFrame",
     "CallEvent",

@@ -19,7 +19,7 @@ from typing import Any
 from trunkline.auth.service_account import ServiceAccount
 from trunkline.enums import DialplanAction, ErrorCode, InboundRule
 from trunkline.sdk.connection import CLOSED, ClientProtocol, client_configuration, open_connection
-from trunkline.sdk.errors import ConnectionLost, TrunklineError, error_for
+from trunkline.sdk.errors import CertificateRefused, ConnectionLost, TrunklineError, error_for
 from trunkline.wire import dtos as d
 from trunkline.wire.methods import METHODS_BY_NAME
 
@@ -115,10 +115,11 @@ class Client:
                 protocol = await asyncio.wait_for(stack.enter_async_context(
                     open_connection(self.host, self.port, client_configuration(*self._configuration_args))
                 ), self.timeout)
-            except (ConnectionError, asyncio.TimeoutError) as exc:
+            except (ConnectionError, asyncio.TimeoutError, CertificateRefused) as exc:
                 await stack.aclose()
                 why = str(exc) or f"no QUIC handshake within {self.timeout:g} s"
-                raise ConnectionLost(f"cannot reach {self.endpoint}: {why}") from None
+                lost = CertificateRefused if isinstance(exc, CertificateRefused) else ConnectionLost
+                raise lost(f"cannot reach {self.endpoint}: {why}") from None
             self._stack, self._protocol = stack, protocol
             if self.credentials is not None:
                 await self._authenticate(protocol)

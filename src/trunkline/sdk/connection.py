@@ -13,7 +13,7 @@ from aioquic.asyncio import connect as quic_connect
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 
-from trunkline.sdk.errors import ConnectionLost, TrunklineError, error_for_reset
+from trunkline.sdk.errors import CertificateRefused, ConnectionLost, TrunklineError, error_for_reset
 from trunkline.wire import FrameDecoder, FrameError, WireError, encode_frame
 from trunkline.wire.dtos import AudioFrame, CallEvent, Dto
 from trunkline.wire.methods import AUDIO_FRAME_METHOD_ID, CALL_EVENT_METHOD_ID, Method
@@ -21,6 +21,10 @@ from trunkline.wire.methods import AUDIO_FRAME_METHOD_ID, CALL_EVENT_METHOD_ID, 
 log = logging.getLogger(__name__)
 
 ALPN = ["h3"]
+#: QUIC closes a connection whose TLS handshake failed with CRYPTO_ERROR + the TLS alert (RFC 9001 §4.8);
+#: these alerts say the certificate was the problem (RFC 8446 §6.2).
+CRYPTO_ERROR = 0x100
+CERTIFICATE_ALERTS = frozenset((42, 43, 44, 45, 46, 48, 116))
 #: Frames of one call kept while nobody reads its audio (10 s at 20 ms): the oldest go first.
 AUDIO_BACKLOG = 500
 #: A PING goes out this often, as a share of the idle timeout both ends agreed on: an open connection
@@ -48,8 +52,15 @@ class ClientProtocol(QuicConnectionProtocol):
         self._keepalive: asyncio.TimerHandle | None = None
 
     async def wait_connected(self) -> None:
+        """Wait for the handshake; a failed one raises ``ConnectionError`` with the reason QUIC gave,
+        or :class:`CertificateRefused` when it was the gateway's certificate."""
         try:
             await super().wait_connected()
+        except ConnectionError:
+            close = self._quic._close_event  # aioquic keeps why it closed here and nowhere public
+            if close is not None and close.error_code - CRYPTO_ERROR in CERTIFICATE_ALERTS:
+                raise CertificateRefused(f"the gateway's certificate was refused: {close.reason_phrase}") from None
+            raise ConnectionError(close.reason_phrase if close is not None else "") from None
         finally:
             # Cancelled by a connect timeout: aioquic later fails the abandoned waiter; retrieve that
             # exception so asyncio does not log it as never retrieved.

@@ -50,6 +50,11 @@ class ConnectionLost(TrunklineError):
     """The QUIC connection ended before the answer arrived; the request may or may not have run."""
 
 
+class CertificateRefused(ConnectionLost):
+    """The gateway's TLS certificate did not verify against the trusted CAs (or not for the server
+    name): trust the gateway's certificate or local CA (``ca_file``), or name the server it is for."""
+
+
 _BY_CODE = {cls.code: cls for cls in (InvalidTrunk, InvalidDestination, RateLimited, CircuitBreakerOpen,
                                        InternalError, ValidationFailed, Unauthorized)}
 
