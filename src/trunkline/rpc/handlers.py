@@ -90,6 +90,7 @@ class RpcHandlers:
         if len(req.client_id) > CLIENT_ID_MAX:
             raise RpcFailure(ErrorCode.ERR_VALIDATION_FAILED, f"client_id longer than {CLIENT_ID_MAX} characters")
         self.events.subscribe(session.tenant_id, req.client_id, session.outlet)
+        session.outlet.keep_alive()  # a subscriber may wait longer than the idle timeout for its next event
         return d.Empty()
 
     def audio_frame(self, session: Session, frame: d.AudioFrame) -> None:

@@ -25,7 +25,7 @@ from trunkline.rpc.handlers import RpcHandlers, event_to_dto
 from trunkline.rpc.session import Session
 from trunkline.wire import FRAME_LIMIT, FrameDecoder, FrameError, WireError, encode_frame, request_frame_ready
 from trunkline.wire.dtos import AudioFrame
-from trunkline.wire.methods import AUDIO_FRAME_METHOD_ID, CALL_EVENT_METHOD_ID, METHODS_BY_NAME
+from trunkline.wire.methods import AUDIO_FRAME_METHOD_ID, CALL_EVENT_METHOD_ID
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ ALPN = ["h3"]
 OUTBOUND_STREAM_LIMIT = 4 << 20
 #: Event subscribers get a PING this often, as a share of the negotiated idle timeout (see _ping_later).
 KEEPALIVE_FRACTION = 1 / 3
-#: The method id a StreamEvents answer frame carries after its length.
-_SUBSCRIBED = METHODS_BY_NAME["StreamEvents"].method_id.to_bytes(4, "little")
 _VALIDATION_RESET = reset_code(ErrorCode.ERR_VALIDATION_FAILED)
 _UNAUTHORIZED_RESET = reset_code(ErrorCode.ERR_UNAUTHORIZED)
 
@@ -132,8 +130,6 @@ class RpcConnection(QuicConnectionProtocol):
         try:
             if isinstance(outcome, Reply):
                 quic.send_stream_data(stream_id, outcome.frame, end_stream=True)
-                if outcome.frame[4:8] == _SUBSCRIBED and self._keepalive is None:
-                    self._ping_later()
             else:
                 log.debug("stream %d reset 0x%x: %s", stream_id, outcome.error_code, outcome.reason)
                 quic.reset_stream(stream_id, outcome.error_code)
@@ -141,10 +137,14 @@ class RpcConnection(QuicConnectionProtocol):
         except (ValueError, RuntimeError):
             pass  # the peer already reset or stopped the stream: its answer is nobody's business
 
-    def _ping_later(self) -> None:
+    def keep_alive(self) -> None:
         """An event subscriber may wait in silence for longer than the idle timeout, and the public
         SDKs never PING; so the gateway does, from its first subscription on. A peer that is gone
         stops answering, and the idle timeout still ends its connection (RFC 9000 §10.1)."""
+        if self._keepalive is None and not self._terminated:
+            self._ping_later()
+
+    def _ping_later(self) -> None:
         # aioquic keeps the negotiated idle timeout (the smaller of both ends') private.
         self._keepalive = self._loop.call_later(self._quic._idle_timeout() * KEEPALIVE_FRACTION, self._ping)
 

@@ -15,6 +15,9 @@ class ConnectionOutlet(Protocol):
 
     def send_audio(self, call_sid: str, payload: bytes, codec: str, sequence_number: int, end_of_stream: bool) -> bool: ...
 
+    def keep_alive(self) -> None:
+        """Keep the connection up while it is quiet (an event subscriber waiting for calls)."""
+
 
 @dataclass
 class Session:
