@@ -405,7 +405,7 @@ class LineSplitter:
 
 
 class _Call:
-    __slots__ = ("seq_out", "seq_in", "up", "down", "pending")
+    __slots__ = ("seq_out", "seq_in", "up", "down", "pending", "primed")
 
     def __init__(self, sample_rate: int) -> None:
         self.seq_out = SeqCounter()
@@ -413,6 +413,7 @@ class _Call:
         self.up = Resampler(GATEWAY_RATE, sample_rate)
         self.down = Resampler(sample_rate, GATEWAY_RATE)
         self.pending = bytearray()  # resampled caller audio short of a whole frame
+        self.primed = False  # the resampler's first (short) output has gone out
 
 
 class GatewaySession:
@@ -447,12 +448,18 @@ class GatewaySession:
     def caller_audio(self, call_id: int, pcm8k: bytes) -> list[bytes]:
         """Resample caller audio and cut it into whole-frame datagrams.
 
-        Resampling does not yield exactly one frame per 20 ms input (the filter's first output is
-        short), so the remainder waits for the next call rather than going out as an odd datagram.
+        The resampler's first output is short by its filter delay (a sample or two); it is padded with
+        silence in front, so each 20 ms of input is one datagram at once. Otherwise that shortfall
+        would sit in ``pending`` and hold back a frame's worth of every later datagram for the whole
+        call. Input that is not whole frames leaves its remainder waiting for the next call.
         """
         call = self._calls[call_id]
-        call.pending += call.up.process(pcm8k)
         size = self.frame_bytes
+        audio = call.up.process(pcm8k)
+        if not call.primed:
+            call.primed = True
+            audio = bytes(-len(audio) % size) + audio
+        call.pending += audio
         out: list[bytes] = []
         while len(call.pending) >= size:
             out.append(pack_audio(call_id, call.seq_out.next(), bytes(call.pending[:size])))
