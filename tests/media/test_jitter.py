@@ -306,3 +306,20 @@ def test_reorder_buffer_hands_each_packet_over_at_most_once_and_in_order(arrival
         now += TICK / 2
     unwrapped = [(s - base) & 0xFFFF for s in delivered]
     assert unwrapped == sorted(set(unwrapped))
+
+
+@pytest.mark.parametrize("packet_ms", [10, 30, 60])
+@pytest.mark.parametrize("tick_phase_ms", [0, 5, 10, 15])
+def test_reorder_buffer_paces_by_the_carriers_packet_time_not_20_ms(packet_ms, tick_phase_ms):
+    """Packets of 30 ms arriving 8 ms late every other time: with a 20 ms idea of the pace, a tick
+    between two of them took the next one for overdue and handed over a spurious None (20 ms of
+    silence the caller never made)."""
+    rb = ReorderBuffer()
+    payload = bytes(8 * packet_ms)  # G.711: 8 bytes a millisecond
+    out: list[bytes | None] = []
+    events = [(seq * packet_ms / 1000 + (0.008 if seq % 2 else 0.0), "packet", seq) for seq in range(100)]
+    events += [(k * 0.020 + tick_phase_ms / 1000, "tick", None) for k in range(100 * packet_ms // 20)]
+    for now, kind, seq in sorted(events):
+        out += rb.push(seq, payload, now) if kind == "packet" else rb.tick(now)
+    assert None not in out
+    assert len(out) == 100

@@ -250,6 +250,7 @@ class ReorderBuffer:
 
     __slots__ = (
         "frame_ms",
+        "bytes_per_ms",
         "max_wait_ms",
         "received",
         "delivered",
@@ -266,12 +267,17 @@ class ReorderBuffer:
         "_anchor_ext",
         "_covered",
         "_fresh",
+        "_packet_bytes",
     )
 
-    def __init__(self, *, frame_ms: int = 20, max_wait_ms: int = 200) -> None:
+    def __init__(self, *, frame_ms: int = 20, max_wait_ms: int = 200, bytes_per_ms: int = 8) -> None:
         if max_wait_ms < frame_ms // 2:
             raise ValueError("max_wait_ms must be at least half a frame")
         self.frame_ms = frame_ms
+        """The stream's packet time, learnt from the payloads (``bytes_per_ms``: 8 for G.711): a carrier
+        may packetise at 10, 30 or 60 ms, and a packet is overdue by its own pace, not the clock's."""
+        self.bytes_per_ms = bytes_per_ms
+        self._packet_bytes = frame_ms * bytes_per_ms
         self.max_wait_ms = max_wait_ms
         self.received = 0
         self.delivered = 0
@@ -309,6 +315,9 @@ class ReorderBuffer:
 
     def push(self, seq: int, payload: bytes, now: float) -> list[bytes | None]:
         """Offer an arriving packet; returns the frames that can be handed over now, in order."""
+        if len(payload) != self._packet_bytes:
+            self._packet_bytes = len(payload)
+            self.frame_ms = max(1, len(payload) // self.bytes_per_ms)
         highest = self._highest
         ext = seq if highest is None else highest + ((seq - highest + _SEQ_HALF) % _SEQ_MOD) - _SEQ_HALF
         nxt = self._next
