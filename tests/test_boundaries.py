@@ -24,6 +24,8 @@ FORBIDDEN = {
     "telephony": {"trunkline.rpc", "trunkline.wire", "trunkline.sdk", "trunkline.cli"},
     "auth": {"trunkline.rpc", "trunkline.sdk", "trunkline.cli", "trunkline.calls", "socket", "asyncio"},
     "certs": {"trunkline.rpc", "trunkline.sdk", "trunkline.cli", "trunkline.calls"},
+    "store": {"trunkline.rpc", "trunkline.sdk", "trunkline.cli", "trunkline.sip", "trunkline.sip_engine",
+              "trunkline.media", "trunkline.media_engine", "trunkline.ai", "trunkline.telephony", "socket"},
 }
 
 
