@@ -73,6 +73,7 @@ def _bad_tokens(acme, acme_pub):
     now = time.time()
     return {
         "expired": acme.sign_token(now - 7200, lifetime_s=3600),
+        "expired 5 s ago": acme.sign_token(now - 605, lifetime_s=600),  # no leeway on exp: one instant (§5)
         "wrong signature": other.sign_token(now),
         "unknown kid": unknown_kid.sign_token(now),
         "alg none": f"{_b64({'alg': 'none', 'kid': 'k1', 'typ': 'JWT'})}.{_b64(_claims('acme'))}.",
@@ -92,7 +93,7 @@ def _hs256_with(secret_pem: str, claims: dict) -> str:
     return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
 
-@pytest.mark.parametrize("case", ["expired", "wrong signature", "unknown kid", "alg none",
+@pytest.mark.parametrize("case", ["expired", "expired 5 s ago", "wrong signature", "unknown kid", "alg none",
                                   "HS256 with the public key", "claims another tenant", "garbage"])
 async def test_bad_tokens_are_unauthorized(jwt_gateway, case):
     gateway, acme, _, acme_pub = jwt_gateway

@@ -78,6 +78,10 @@ class VerifiedToken:
 
 
 class TokenVerifier:
+    """``leeway_s`` tolerates a signer whose clock runs ahead of ours (``iat``, ``nbf``). It never
+    extends ``exp``: expiry is one instant for the whole gateway (§5), so a token the session check
+    would refuse is refused here too, not answered SUCCESS and then refused on every call."""
+
     def __init__(
         self,
         keyring: KeyRing,
@@ -130,7 +134,7 @@ class TokenVerifier:
     def _check_times(self, claims: dict[str, Any], now: float) -> float:
         exp = _numeric(claims, "exp")
         iat = _numeric(claims, "iat")
-        if now >= exp + self._leeway_s:
+        if now >= exp:
             raise TokenRejected("token expired")
         if iat > now + self._leeway_s:
             raise TokenRejected("token issued in the future")
