@@ -32,6 +32,7 @@ from trunkline.rpc.dispatch import Dispatcher
 from trunkline.rpc.handlers import RpcHandlers
 from trunkline.rpc.server import RpcServer, server_configuration
 from trunkline.sip_engine import SipEndpoint
+from trunkline.store import SqliteStore
 from trunkline.telephony.audio import AudioLibrary
 from trunkline.telephony.sip_telephony import SipTelephony
 from trunkline.telephony.trunk_health import TrunkMonitor
@@ -39,6 +40,7 @@ from trunkline.telephony.trunk_health import TrunkMonitor
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 10.0
+STORE_FILE = "trunkline.db"
 RENEW_BEFORE = timedelta(days=3)
 
 
@@ -102,15 +104,18 @@ class Gateway:
             server_configuration(str(self.certificate.cert_path), str(self.certificate.key_path)),
         )
         self._maintenance: asyncio.Task | None = None
+        self.store: SqliteStore | None = None
 
     async def start(self) -> None:
-        """Bind every listener; a listener that cannot bind raises :class:`ListenError` naming it."""
+        """Open the store, then bind every listener. A store that cannot be used raises
+        :class:`StoreError`, a listener that cannot bind :class:`ListenError`, each naming what."""
         _tune_garbage_collector()
+        self.store = SqliteStore.open(self.config.server.data_dir / STORE_FILE)  # before serving: may block
         sip_listen, listen = self.config.sip.listen, self.config.server.quic_listen
         try:
             await self.sip.start()
         except OSError as exc:
-            await self.sip.close()
+            await self.close()
             raise ListenError("SIP (udp/tcp)", sip_listen, "sip.listen", exc) from None
         log.info("SIP on udp/tcp %s:%d", *self.sip.address)
         self.trunk_monitor.start()
@@ -156,6 +161,8 @@ class Gateway:
         await self.trunk_monitor.close()
         await self.quic_agents.close()
         await self.sip.close()
+        if self.store is not None:
+            await self.store.close()
 
 
 def _tune_garbage_collector() -> None:

@@ -96,3 +96,13 @@ def test_an_untrusted_certificate_says_it_was_refused_and_how_to_trust_it(served
     result = run("--endpoint", endpoint, "buckets", cwd=tmp_path)
     assert_one_line(result, f"error: cannot reach {endpoint}: the gateway's certificate was refused: self-signed "
                             "certificate; trust it with --ca FILE (`trunkline cert` in the gateway's directory shows the file)")
+
+
+def test_a_store_that_is_not_a_database_stops_serve_naming_the_file(tmp_path: Path):
+    (tmp_path / ".trunkline").mkdir()
+    (tmp_path / ".trunkline" / "trunkline.db").write_text("not a database " * 500)
+    (tmp_path / "t.toml").write_text('[server]\nquic_listen = "127.0.0.1:0"\n[sip]\nlisten = "127.0.0.1:0"\n')
+    store = tmp_path / ".trunkline" / "trunkline.db"
+    assert_one_line(run("serve", "--config", "t.toml", cwd=tmp_path),
+                    f"error: store {store}: unusable (file is not a database); move it away to start with an "
+                    "empty store")

@@ -154,6 +154,7 @@ def load_config_or_fail(config: Optional[Path]):
 def serve(config: Optional[Path] = ConfigOption) -> None:
     """Run the gateway (loopback and open mode unless the config says otherwise)."""
     from trunkline.gateway import Gateway, ListenError
+    from trunkline.store import StoreError
 
     cfg = load_config_or_fail(config)
     try:
@@ -170,6 +171,8 @@ def serve(config: Optional[Path] = ConfigOption) -> None:
             await gateway.start()
         except ListenError as exc:
             fail(exc.strerror)
+        except StoreError as exc:
+            fail(str(exc))
         host, port = gateway.rpc.address
         out.print(f"[bold]trunkline[/bold] serving TeleQuick RPC on [cyan]{host}:{port}[/cyan] "
                   f"(auth {cfg.auth.mode}, {len(cfg.trunks)} trunk(s))")
