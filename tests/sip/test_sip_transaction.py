@@ -126,7 +126,7 @@ def test_invite_client_2xx_enters_accepted_and_passes_retransmissions() -> None:
 def test_invite_client_transport_error() -> None:
     txn = InviteClientTransaction(request(), reliable=False)
     txn.start(0.0)
-    assert txn.transport_error(0.1) == [TransportError(), Terminated()]
+    assert txn.transport_error(0.1, "refused") == [TransportError("refused"), Terminated()]
     assert txn.transport_error(0.2) == []
 
 

@@ -21,6 +21,8 @@ from trunkline.sip_engine import (
     SipTransportError,
 )
 
+from trunkline.sip_engine.call import NO_RESPONSE, TRANSPORT_FAILED
+
 from .conftest import OFFER, WAIT_S, Recorder, call_uris, needs_sipp, start_uas
 
 
@@ -204,7 +206,7 @@ async def test_options_timeout_and_transport_error(fast_endpoint: SipEndpoint) -
             await fast_endpoint.options(SipTarget("127.0.0.1", port, "tcp"))
 
 
-async def test_invite_without_answer_fails_with_408(fast_endpoint: SipEndpoint) -> None:
+async def test_invite_without_answer_fails_with_no_response(fast_endpoint: SipEndpoint) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         target = SipTarget("127.0.0.1", silent.getsockname()[1])
@@ -212,7 +214,7 @@ async def test_invite_without_answer_fails_with_408(fast_endpoint: SipEndpoint) 
         call = fast_endpoint.invite(target, **call_uris(target), sdp=OFFER, listener=rec)
         call.cancel()  # no provisional ever comes: the CANCEL is never sent, timer B decides
         await rec.wait_for("terminated")
-    assert rec.names == ["failed", "terminated"] and rec.failed_status() == 408
+    assert rec.names == ["failed", "terminated"] and rec.failed_status() == NO_RESPONSE
     assert fast_endpoint.stats.transactions_active == 0
 
 
@@ -227,3 +229,43 @@ async def test_close_ends_live_calls(raw: RawPeer) -> None:
     assert call.state == "terminated"
     with pytest.raises(RuntimeError):
         ep.invite(target, **call_uris(target), sdp=OFFER, listener=rec)
+
+
+async def _invite_to_nobody(transport: str) -> tuple[Recorder, list[tuple[SipTarget, str]]]:
+    """An INVITE (default timers: timer B is 32 s) to a loopback port nothing listens on."""
+    ep = SipEndpoint("127.0.0.1", 0)
+    await ep.start()
+    failures: list[tuple[SipTarget, str]] = []
+    ep.on_transport_failure = lambda target, reason: failures.append((target, reason))
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    target = SipTarget("127.0.0.1", port, transport)
+    rec = Recorder()
+    try:
+        ep.invite(target, **call_uris(target), sdp=OFFER, listener=rec)
+        await rec.wait_for("terminated", timeout=10.0)
+    finally:
+        await ep.close()
+    assert failures and failures[0][0] == target
+    return rec, failures
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_icmp_port_unreachable_fails_the_invite_at_once(loop: str) -> None:
+    """Linux reports the ICMP without its address under both loops; the error queue names it."""
+    factory = asyncio.new_event_loop
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        rec, failures = runner.run(_invite_to_nobody("udp"))
+    assert rec.names == ["failed", "terminated"] and rec.failed_status() == TRANSPORT_FAILED
+    assert "Connection refused" in failures[0][1]
+
+
+async def test_tcp_refused_fails_the_invite_at_once() -> None:
+    rec, failures = await _invite_to_nobody("tcp")
+    assert rec.names == ["failed", "terminated"] and rec.failed_status() == TRANSPORT_FAILED
+    assert "refused" in failures[0][1]

@@ -112,3 +112,16 @@ def test_engine_imports_only_the_sip_core_below_it() -> None:
                 assert parts[0] != "threading", f"{path.name} imports {name}"
                 if parts[0] == "trunkline":
                     assert parts[1] not in FORBIDDEN_LAYERS, f"{path.name} imports {name}"
+
+
+def test_the_call_layer_maps_the_engines_statuses_for_no_response() -> None:
+    """The call layer may not import the engine, so the numbers are agreed here."""
+    from trunkline.calls import q850
+    from trunkline.sip_engine.call import NO_RESPONSE, TRANSPORT_FAILED
+
+    def outcome(status: int) -> tuple[str, int]:
+        return q850.hangup_status_for_sip_status(status), q850.cause_for_sip_status(status)
+
+    assert outcome(TRANSPORT_FAILED) == ("FAILED", 27)
+    assert outcome(NO_RESPONSE) == ("FAILED", 102)
+    assert outcome(408) == ("NO_ANSWER", 102) and outcome(503) == ("FAILED", 41)  # a carrier's own

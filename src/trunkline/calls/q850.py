@@ -6,14 +6,21 @@ from __future__ import annotations
 NORMAL_CLEARING = 16
 USER_BUSY = 17
 NO_ANSWER = 19
+DESTINATION_OUT_OF_ORDER = 27
 TEMPORARY_FAILURE = 41
 RECOVERY_ON_TIMER_EXPIRY = 102
+
+# The SIP engine's statuses for an INVITE that got no SIP response (sip_engine.call.NO_RESPONSE and
+# TRANSPORT_FAILED; this package may not import it): both FAILED, the trunk is at fault.
+NO_RESPONSE_STATUS = 1408
+TRANSPORT_FAILED_STATUS = 1503
 
 _CAUSE_BY_STATUS = {
     400: 41, 401: 21, 402: 21, 403: 21, 404: 1, 405: 63, 406: 79, 407: 21, 408: 102, 410: 22,
     413: 127, 414: 127, 415: 79, 416: 127, 420: 127, 421: 127, 423: 127, 480: 18, 481: 41,
     482: 25, 483: 25, 484: 28, 485: 1, 486: 17, 487: 127, 488: 65, 500: 41, 501: 79, 502: 38,
     503: 41, 504: 102, 505: 127, 513: 127, 600: 17, 603: 21, 604: 1, 606: 58,
+    NO_RESPONSE_STATUS: RECOVERY_ON_TIMER_EXPIRY, TRANSPORT_FAILED_STATUS: DESTINATION_OUT_OF_ORDER,
 }
 
 # REJECTED is the callee declining; a 401/403/407 final is our credentials failing at the trunk, which

@@ -84,7 +84,11 @@ class TransactionTimeout:
 
 @dataclass(frozen=True, slots=True)
 class TransportError:
-    """The transport reported failure; the TU must treat it like a timeout (§17.1.4, §17.2.4)."""
+    """The transport reported failure; the TU must treat it like a timeout (§17.1.4, §17.2.4).
+
+    ``reason`` says what failed (e.g. an ICMP port unreachable), for the TU's logs."""
+
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +142,10 @@ class _Timed(ABC):
             self._fire(name, now, actions)
         return actions
 
-    def transport_error(self, now: float) -> list[Action]:
+    def transport_error(self, now: float, reason: str = "") -> list[Action]:
         if self.terminated:
             return []
-        actions: list[Action] = [TransportError()]
+        actions: list[Action] = [TransportError(reason)]
         self._terminate(actions)
         return actions
 

@@ -38,12 +38,21 @@ from .routing import Credentials, SipTarget, header_summary, next_hop
 if TYPE_CHECKING:
     from .endpoint import SipEndpoint
 
-__all__ = ["CallListener", "CallState", "OutgoingCall"]
+__all__ = ["NO_RESPONSE", "TRANSPORT_FAILED", "CallListener", "CallState", "OutgoingCall"]
 
 log = logging.getLogger(__name__)
 
 _GLARE_ATTEMPTS = 3
 """re-INVITE tries when the peer answers 491 (our own INVITE crossed theirs, RFC 3261 §14.1)."""
+
+
+NO_RESPONSE = 1408
+"""``on_failed`` status of an INVITE that got no response at all (timer B). It is not 408, which a
+carrier may send itself, because a trunk that never answers is a failure, not an unanswered call."""
+
+TRANSPORT_FAILED = 1503
+"""``on_failed`` status of an INVITE the network refused (ICMP unreachable, TCP refused or reset).
+It is not 503, which a carrier sends when busy, because the trunk itself is not reachable."""
 
 
 CallState = str
@@ -65,7 +74,8 @@ class CallListener(Protocol):
         """The call was answered (2xx); the ACK has been sent."""
 
     def on_failed(self, status: int, reason: str, headers: dict[str, str]) -> None:
-        """Final non-2xx, 408 on timeout, 503 on transport failure, 401/403/407 on auth failure."""
+        """Final non-2xx, 401/403/407 on auth failure, :data:`NO_RESPONSE` or
+        :data:`TRANSPORT_FAILED` when no response came (``reason`` then says what happened)."""
 
     def on_remote_bye(self) -> None:
         """The far end hung up; the engine answered 200."""
@@ -237,7 +247,10 @@ class OutgoingCall:
             self._fail(status, message.reason, header_summary(message.headers))
 
     def _on_invite_error(self, status: int, reason: str) -> None:
-        self._fail(status, reason, {})
+        if status == 408:
+            self._fail(NO_RESPONSE, "no response (timer B)", {})
+        else:
+            self._fail(TRANSPORT_FAILED, reason, {})
 
     def _on_provisional(self, response: SipResponse) -> None:
         if not self._provisional_seen:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -222,6 +223,9 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._port = 0
+        self.on_transport_failure: Callable[[SipTarget, str], None] | None = None
+        """Told once per transport failure that failed requests (ICMP unreachable, TCP refused or
+        lost): how trunk health learns of a dead trunk without waiting for its next ping."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -498,7 +502,7 @@ class SipEndpoint:
                 if kind is TransactionTimeout:
                     ctx.on_error(408, "Request Timeout")
                 elif kind is TransportError:
-                    ctx.on_error(503, "Service Unavailable")
+                    ctx.on_error(503, action.reason or "Service Unavailable")  # type: ignore[union-attr]
 
     def _send(self, target: SipTarget, message: SipRequest | SipResponse) -> None:
         data = message.to_bytes()
@@ -549,7 +553,6 @@ class SipEndpoint:
             try:
                 await loop.create_connection(lambda: conn, target.host, target.port)
             except OSError as exc:
-                log.info("SIP TCP connect to %s failed: %s", target, exc)
                 self.stats.transport_errors += 1
                 conn.connection_lost(exc)
 
@@ -562,20 +565,34 @@ class SipEndpoint:
         assert conn.target is not None
         self._tcp[conn.target] = conn
 
-    def _tcp_lost(self, conn: TcpConnection) -> None:
+    def _tcp_lost(self, conn: TcpConnection, exc: Exception | None) -> None:
         """A lost connection fails every transaction that sends over it (§17.1.4, §17.2.4)."""
         target = conn.target
         if target is None:
             return
         if self._tcp.get(target) is conn:
             del self._tcp[target]
+        reason = f"TCP to {target.host}:{target.port}: {_describe(exc) if exc else 'connection closed'}"
+        self._transport_failed(target, reason)
+
+    def _udp_unreachable(self, target: SipTarget, what: str) -> None:
+        """An ICMP error for ``target``: requests to it fail now, not at timer B or F."""
+        self._transport_failed(target, f"UDP to {target.host}:{target.port}: {what} (ICMP)")
+
+    def _transport_failed(self, target: SipTarget, reason: str) -> None:
         if self._loop is None:
             return
         now = self._now()
+        failed = False
         for txn, ctx in list(self._ctx.items()):
             if ctx.target == target and not txn.terminated:
-                self._apply(txn, txn.transport_error(now))
+                failed = True
+                self._apply(txn, txn.transport_error(now, reason))
         self._arm_timer()
+        if failed:
+            log.info("SIP transport failure: %s", reason)
+            if self.on_transport_failure is not None:
+                self.on_transport_failure(target, reason)
 
     # ------------------------------------------------------------------ receiving
 
@@ -790,6 +807,13 @@ def merge_headers(current: Sequence[tuple[str, str]],
     """Replace credentials of the names in ``new`` (a 407 after a 401 keeps both kinds)."""
     names = {name.lower() for name, _ in new}
     return [(n, v) for n, v in current if n.lower() not in names] + list(new)
+
+
+def _describe(exc: Exception) -> str:
+    """Say "Connection refused", not asyncio's "Connect call failed ('10.0.0.1', 5060)"."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
 
 
 def _hostport(host: str, port: int) -> str:

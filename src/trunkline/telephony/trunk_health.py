@@ -3,7 +3,8 @@
 The results are kept per trunk (last status, round trip, consecutive failures) so that the circuit
 breaker, metrics and the console can read one place. Each trunk with ``keepalive_s > 0`` gets its
 own loop (trunks are few), so a dead trunk's timeouts never delay another's pings; the first ping
-goes out one interval after start.
+goes out one interval after start. Transport failures of any request to a trunk (ICMP unreachable,
+TCP refused or reset, as the endpoint reports them) count at once through :meth:`record_failure`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from trunkline.config import TrunkConfig
-from trunkline.sip_engine import Credentials, SipEndpoint, SipTarget
+from trunkline.sip_engine import Credentials, SipEndpoint, SipTarget, SipTransportError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class TrunkMonitor:
         self.health = {t.id: TrunkHealth(t.id) for t in trunks}
         self._registrations: list = []
         self._tasks: list[asyncio.Task] = []
+        endpoint.on_transport_failure = self._transport_failed
 
     def start(self) -> None:
         for trunk in self.trunks:
@@ -47,6 +49,19 @@ class TrunkMonitor:
                 credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
                 self._registrations.append(self.endpoint.register(_target(trunk), aor, credentials))
         self._tasks = [asyncio.create_task(self._keepalive(t)) for t in self.trunks if t.keepalive_s > 0]
+
+    def _transport_failed(self, target: SipTarget, reason: str) -> None:
+        for trunk in self.trunks:
+            if (trunk.host, trunk.port, trunk.transport) == (target.host, target.port, target.transport):
+                self.record_failure(trunk.id, reason)
+
+    def record_failure(self, trunk_id: str, reason: str) -> None:
+        """One failure of the trunk (a ping or a request it did not take): the circuit breaker's input."""
+        health = self.health[trunk_id]
+        health.consecutive_failures += 1
+        health.last_checked = time.time()
+        if health.consecutive_failures in (1, 10) or health.consecutive_failures % 100 == 0:
+            log.warning("trunk %s failing (%d in a row): %s", trunk_id, health.consecutive_failures, reason)
 
     async def _keepalive(self, trunk: TrunkConfig) -> None:
         while True:
@@ -60,14 +75,16 @@ class TrunkMonitor:
             health.last_status = await self.endpoint.options(_target(trunk))
             health.last_rtt_ms = (time.monotonic() - started) * 1000
             health.consecutive_failures = 0
-        except Exception as exc:  # noqa: BLE001 - timeout, transport error: the trunk is not answering
-            health.consecutive_failures += 1
-            if health.consecutive_failures in (1, 10) or health.consecutive_failures % 100 == 0:
-                log.warning("trunk %s not answering OPTIONS (%d in a row): %s", trunk.id, health.consecutive_failures, exc)
-        health.last_checked = time.time()
+            health.last_checked = time.time()
+        except SipTransportError:
+            pass  # the endpoint reported it through on_transport_failure, which counted it
+        except Exception as exc:  # noqa: BLE001 - timeout or anything else: the trunk is not answering
+            self.record_failure(trunk.id, f"no answer to OPTIONS: {exc}")
         return health
 
     async def close(self) -> None:
+        if self.endpoint.on_transport_failure == self._transport_failed:
+            self.endpoint.on_transport_failure = None
         for task in self._tasks:
             task.cancel()
         for registration in self._registrations:
