@@ -9,10 +9,14 @@ import time
 import jwt
 import pytest
 
-from tests.conftest import client_for
+from tests.conftest import client_for, wait_until
+from tests.rawquic import raw_connection
 from trunkline.auth.service_account import create_service_account
-from trunkline.enums import ErrorCode
+from trunkline.calls.events import CallEvent
+from trunkline.enums import ErrorCode, EventType
 from trunkline.sdk import Unauthorized
+from trunkline.wire import METHODS_BY_NAME, FrameDecoder, encode_frame
+from trunkline.wire import dtos as d
 
 
 @pytest.fixture
@@ -104,3 +108,48 @@ async def test_bad_tokens_are_unauthorized(jwt_gateway, case):
         assert err.value.code == ErrorCode.ERR_UNAUTHORIZED
         with pytest.raises(Unauthorized):  # and the connection is still not authorized
             await client.dial("+15551234567", trunk_id="acme-trunk")
+
+
+async def test_an_expired_tokens_connection_gets_no_more_events(jwt_gateway):
+    """§5: once the token expires the connection's event and audio streams stop (0x107) until a
+    fresh token and a new StreamEvents; its client_id's events wait for replay meanwhile."""
+    gateway, acme, _, _ = jwt_gateway
+    async with raw_connection(gateway) as raw:
+        short = acme.sign_token(time.time() - 598, lifetime_s=600)  # expires within 1-2 s
+        assert (await _authenticate(raw, short)).error_code == ErrorCode.SUCCESS
+        assert await raw.outcome(raw.send(_frame("StreamEvents", d.EventStreamRequest(client_id="c1")))) == (
+            "data", _frame("StreamEvents", d.Empty()))
+        mic = raw.send(_frame("AudioFrame", d.AudioFrame(call_sid="x", payload=b"\xff" * 160)), fin=False, uni=True)
+        gateway.events.publish(_event("before"))
+        await wait_until(lambda: 3 in raw.data, "the first event")
+        assert await raw.outcome(3, timeout=10) == ("reset", 0x107)  # the event stream, at expiry
+        assert await raw.outcome(mic) == ("reset", 0x107)  # and the client's audio stream
+        assert not gateway.events.subscribers("acme", "c1")
+
+        gateway.events.publish(_event("while-expired", client_id="c1"))
+        refused = raw.send(_frame("StreamEvents", d.EventStreamRequest(client_id="c1")))
+        assert await raw.outcome(refused) == ("reset", 0x107)
+        assert [s for s in raw.data if s & 3 == 3] == [3]  # no new event stream was opened
+
+        assert (await _authenticate(raw, acme.sign_token(time.time()))).error_code == ErrorCode.SUCCESS
+        resubscribed = raw.send(_frame("StreamEvents", d.EventStreamRequest(client_id="c1")))
+        assert (await raw.outcome(resubscribed))[0] == "data"
+        await wait_until(lambda: 7 in raw.data and len(raw.data[7]) > 8, "the replayed event")
+        (_, envelope), = FrameDecoder().feed(bytes(raw.data[7]))
+        assert d.CallEvent.from_bytes(envelope).call_sid == "while-expired"
+
+
+def _frame(method: str, dto: d.Dto) -> bytes:
+    return encode_frame(METHODS_BY_NAME[method].method_id, dto)
+
+
+async def _authenticate(raw, token: str) -> d.AuthResponse:
+    kind, data = await raw.outcome(raw.send(_frame("Authenticate", d.AuthRequest(token=token))))
+    assert kind == "data"
+    (_, envelope), = FrameDecoder().feed(data)
+    return d.AuthResponse.from_bytes(envelope)
+
+
+def _event(call_sid: str, client_id: str = "") -> CallEvent:
+    return CallEvent(call_sid=call_sid, event_type=EventType.CHANNEL_CREATE, status="INITIATED",
+                     tenant_id="acme", client_id=client_id)

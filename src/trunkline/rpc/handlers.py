@@ -84,6 +84,7 @@ class RpcHandlers:
                                   error_message=f"connection already acts for tenant {session.tenant_id!r}")
         session.tenant_id = token.tenant_id
         session.expires_at = token.expires_at
+        session.outlet.expire_at(token.expires_at)
         return d.AuthResponse(tenant_id=token.tenant_id, status="OK", expires_at_ms=int(token.expires_at * 1000))
 
     def stream_events(self, session: Session, req: d.EventStreamRequest) -> d.Empty:

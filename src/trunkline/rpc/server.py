@@ -58,6 +58,7 @@ class RpcConnection(QuicConnectionProtocol):
         self._audio_streams: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
         self._keepalive: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         self._terminated = False
         self.session = Session(peer="?", outlet=self)
         _serve_without_alpn(self._quic)
@@ -144,6 +145,33 @@ class RpcConnection(QuicConnectionProtocol):
         if self._keepalive is None and not self._terminated:
             self._ping_later()
 
+    def expire_at(self, expires_at: float) -> None:
+        """One timer per connection, moved by each fresh token: no clock check per event or frame."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = None
+        if not self._terminated:
+            delay = max(0.0, expires_at - self._dispatcher.clock())
+            self._expiry = self._loop.call_later(delay, self._on_expiry)
+
+    def _on_expiry(self) -> None:
+        """The token has expired: the connection's event and audio streams stop (reset 0x107) and
+        its subscription ends, so its client_id's events wait for replay until a fresh token and a
+        new StreamEvents (§5). The loop's timer and the wall clock may drift: the session decides."""
+        self._expiry = None
+        session = self.session
+        if session.authorized(self._dispatcher.clock()) and session.expires_at is not None:
+            self.expire_at(session.expires_at)
+            return
+        log.info("%s: token expired; its event and audio streams stop", session.peer)
+        self._handlers.events.unsubscribe(self)
+        for stream_id in [self._event_stream, *self._audio_streams.values()]:
+            if stream_id is not None:
+                self._reset_outbound(stream_id, _UNAUTHORIZED_RESET)
+        for stream_id in list(self._inbound_audio):
+            self._stop_receiving(stream_id, _UNAUTHORIZED_RESET)
+        self._inbound_audio.clear()
+
     def _ping_later(self) -> None:
         # aioquic keeps the negotiated idle timeout (the smaller of both ends') private.
         self._keepalive = self._loop.call_later(self._quic._idle_timeout() * KEEPALIVE_FRACTION, self._ping)
@@ -205,9 +233,7 @@ class RpcConnection(QuicConnectionProtocol):
         stream = self._quic._streams.get(stream_id)
         if stream is not None and len(getattr(stream.sender, "_buffer", b"")) > OUTBOUND_STREAM_LIMIT:
             log.warning("%s: stream %d is not being read; dropping it", self.session.peer, stream_id)
-            self._forget_outbound(stream_id)
-            self._quic.reset_stream(stream_id, reset_code(ErrorCode.ERR_RATE_LIMITED))
-            self._transmit_soon()
+            self._reset_outbound(stream_id, reset_code(ErrorCode.ERR_RATE_LIMITED))
             return False
         try:
             self._quic.send_stream_data(stream_id, frame, end_stream=fin)
@@ -216,6 +242,11 @@ class RpcConnection(QuicConnectionProtocol):
             return False
         self._transmit_soon()  # pushes made in one loop iteration (a media tick) share packets
         return True
+
+    def _reset_outbound(self, stream_id: int, code: int) -> None:
+        self._forget_outbound(stream_id)
+        self._quic.reset_stream(stream_id, code)
+        self._transmit_soon()
 
     def _forget_outbound(self, stream_id: int) -> None:
         if stream_id == self._event_stream:
@@ -229,8 +260,9 @@ class RpcConnection(QuicConnectionProtocol):
         if self._terminated:
             return
         self._terminated = True
-        if self._keepalive is not None:
-            self._keepalive.cancel()
+        for timer in (self._keepalive, self._expiry):
+            if timer is not None:
+                timer.cancel()
         self._handlers.close_session(self.session)
         for task in self._tasks:
             task.cancel()

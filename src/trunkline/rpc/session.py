@@ -18,6 +18,10 @@ class ConnectionOutlet(Protocol):
     def keep_alive(self) -> None:
         """Keep the connection up while it is quiet (an event subscriber waiting for calls)."""
 
+    def expire_at(self, expires_at: float) -> None:
+        """Stop this peer's event and audio streams when ``expires_at`` (wall clock, s) passes,
+        unless a fresh token moves it (§5: expiry is one instant for RPCs and streams alike)."""
+
 
 @dataclass
 class Session:
