@@ -1,6 +1,9 @@
+from dataclasses import replace
+
 import pytest
 
 from trunkline.media.errors import SdpError, SdpNegotiationError
+from trunkline.media.rtp import RtpPacket, build_rtp
 from trunkline.media.sdp import (
     SdpSession,
     SessionDescription,
@@ -11,6 +14,7 @@ from trunkline.media.sdp import (
     make_offer,
     parse_sdp,
 )
+from trunkline.media.srtp import SrtpContext
 
 TRUNK_OFFER = (
     "v=0\r\n"
@@ -235,3 +239,38 @@ def test_bad_rtpmap_raises_when_read():
     sd = SessionDescription.parse(offer_with().replace("a=rtpmap:101 telephone-event/8000", "a=rtpmap:101 junk"))
     with pytest.raises(SdpError):
         sd.media[0].codecs()
+
+
+# --- SRTP (RTP/SAVP with SDES keys) ------------------------------------------------------------------
+
+def test_srtp_sides_exchange_keys_and_each_decrypts_with_the_others():
+    gateway, carrier = SdpSession("192.0.2.1", 4000, srtp=True), SdpSession("192.0.2.2", 6000, srtp=True)
+    offer = gateway.create_offer()
+    assert offer.media[0].proto == "RTP/SAVP" and offer.media[0].attribute("crypto") == gateway.crypto.attribute_value()
+    answer_sdp, at_carrier = carrier.receive_offer(offer.to_bytes())
+    assert at_carrier.remote_crypto == gateway.crypto
+    at_gateway = gateway.receive_answer(answer_sdp.to_bytes())
+    assert at_gateway.remote_crypto == carrier.crypto
+    ours, theirs = SrtpContext(gateway.crypto, at_gateway.remote_crypto), SrtpContext(carrier.crypto, at_carrier.remote_crypto)
+    packet = build_rtp(RtpPacket(0, 1, 160, 0xCAFE, b"\xff" * 160))
+    assert theirs.unprotect(ours.protect(packet)) == packet
+    assert gateway.create_offer().media[0].attribute("crypto") == gateway.crypto.attribute_value()  # no re-key
+
+
+def test_srtp_and_plain_sides_do_not_agree_and_say_why():
+    secure, plain = SdpSession("192.0.2.1", 4000, srtp=True), SdpSession("192.0.2.2", 6000)
+    with pytest.raises(SdpNegotiationError, match="this trunk is not set up for it"):
+        plain.receive_offer(secure.create_offer().to_bytes())
+    with pytest.raises(SdpNegotiationError, match="this trunk requires SRTP; the far end offered RTP/AVP"):
+        secure.receive_offer(plain.create_offer().to_bytes())
+    with pytest.raises(SdpNegotiationError, match="requires SRTP"):
+        secure.receive_answer(plain.receive_offer(SdpSession("192.0.2.3", 7000).create_offer().to_bytes())[0].to_bytes())
+
+
+def test_an_offer_of_the_same_audio_in_srtp_and_in_clear_gets_the_one_this_side_does():
+    secure_offer = SdpSession("192.0.2.1", 4000, srtp=True).create_offer()
+    both = replace(secure_offer, media=secure_offer.media + SdpSession("192.0.2.1", 4002).create_offer().media)
+    answer_sdp, negotiated = SdpSession("192.0.2.2", 6000).receive_offer(both.to_bytes())
+    assert [m.port for m in answer_sdp.media] == [0, 6000] and negotiated.remote_crypto is None
+    answer_sdp, negotiated = SdpSession("192.0.2.2", 6000, srtp=True).receive_offer(both.to_bytes())
+    assert [m.port for m in answer_sdp.media] == [6000, 0] and negotiated.remote_crypto is not None

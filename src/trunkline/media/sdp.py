@@ -2,7 +2,9 @@
 
 The model keeps every line it does not interpret, in order, so an SDP we parse and re-serialise
 still carries the peer's extra attributes; negotiation reads only what a G.711 gateway acts on:
-addresses, ports, codecs, telephone-event, ptime and direction.
+addresses, ports, codecs, telephone-event, ptime, direction and, for SRTP trunks, the SDES key
+(``RTP/SAVP`` with ``a=crypto``, RFC 4568): a side set up for SRTP offers and answers only SRTP, and
+one that is not refuses it, so media is never silently sent in clear where encryption was asked.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import secrets
 from dataclasses import dataclass, field, replace
 
 from trunkline.media.errors import SdpError, SdpNegotiationError
+from trunkline.media.srtp import SdesKey, SrtpError, pick_crypto
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _CAPS = {"sendrecv": (True, True), "sendonly": (True, False), "recvonly": (False, True), "inactive": (False, False)}
 _FROM_CAPS = {v: k for k, v in _CAPS.items()}
 _INVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 _STATIC_PAYLOAD_TYPES = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
-_RTP_PROFILES = ("RTP/AVP",)
+PLAIN, SECURE = "RTP/AVP", "RTP/SAVP"
 _HOLD_ADDRESSES = ("0.0.0.0", "::")
 TELEPHONE_EVENT = "telephone-event"
 
@@ -345,6 +348,7 @@ class NegotiatedMedia:
     remote_direction: str
     local_direction: str
     remote_ptime: int | None = None
+    remote_crypto: SdesKey | None = None  # the far end's SRTP key: set exactly when SRTP was negotiated
 
     @property
     def may_send(self) -> bool:
@@ -373,6 +377,7 @@ def _audio_section(
     telephone_event: RtpMap | None,
     direction: str,
     ptime: int,
+    crypto: SdesKey | None,
 ) -> MediaDescription:
     formats = [str(codec.payload_type)]
     attributes: list[tuple[str, str | None]] = [("rtpmap", f"{codec.payload_type} {codec.encoding}/{codec.clock_rate}")]
@@ -382,7 +387,28 @@ def _audio_section(
         attributes.append(("fmtp", f"{telephone_event.payload_type} 0-15"))
     attributes.append(("ptime", str(ptime)))
     attributes.append((direction, None))
-    return MediaDescription("audio", port, "RTP/AVP", tuple(formats), attributes=tuple(attributes))
+    return _secured(MediaDescription("audio", port, PLAIN, tuple(formats), attributes=tuple(attributes)), crypto)
+
+
+def _secured(media: MediaDescription, crypto: SdesKey | None) -> MediaDescription:
+    """The section as RTP/SAVP with our key when ``crypto`` is given; unchanged otherwise."""
+    if crypto is None:
+        return media
+    return replace(media, proto=SECURE, attributes=media.attributes + (("crypto", crypto.attribute_value()),))
+
+
+def _remote_crypto(media: MediaDescription, crypto: SdesKey | None) -> SdesKey | None:
+    """The peer's key from its section, checked against what this side is set up for."""
+    if crypto is None:
+        if media.proto == SECURE:
+            raise SdpNegotiationError("the far end wants SRTP (RTP/SAVP); this trunk is not set up for it")
+        return None
+    if media.proto != SECURE:
+        raise SdpNegotiationError(f"this trunk requires SRTP; the far end offered {media.proto}")
+    try:
+        return pick_crypto(media.attribute_values("crypto"))
+    except SrtpError as exc:
+        raise SdpNegotiationError(str(exc)) from None
 
 
 def _session(address: str, session_id: str, version: int, media: tuple[MediaDescription, ...]) -> SessionDescription:
@@ -410,8 +436,10 @@ def make_offer(
     version: int = 0,
     telephone_event_pt: int = 101,
     ptime: int = 20,
+    crypto: SdesKey | None = None,
 ) -> SessionDescription:
-    """An initial (or re-) offer for one audio stream listing ``codecs`` in preference order."""
+    """An initial (or re-) offer for one audio stream listing ``codecs`` in preference order; with
+    ``crypto``, as SRTP (RTP/SAVP) carrying that key."""
     if direction not in _CAPS:
         raise SdpError(f"unknown direction {direction!r}")
     formats: list[str] = []
@@ -428,7 +456,7 @@ def make_offer(
         attributes.append(("fmtp", f"{telephone_event_pt} 0-15"))
     attributes.append(("ptime", str(ptime)))
     attributes.append((direction, None))
-    section = MediaDescription("audio", port, "RTP/AVP", tuple(formats), attributes=tuple(attributes))
+    section = _secured(MediaDescription("audio", port, PLAIN, tuple(formats), attributes=tuple(attributes)), crypto)
     return _session(address, session_id or _new_session_id(), version, (section,))
 
 
@@ -461,8 +489,10 @@ def answer(
     session_id: str | None = None,
     version: int = 0,
     ptime: int = 20,
+    crypto: SdesKey | None = None,
 ) -> tuple[SessionDescription, NegotiatedMedia]:
-    """Answer an offer (initial or re-offer) per RFC 3264.
+    """Answer an offer (initial or re-offer) per RFC 3264; with ``crypto``, SRTP only (our key in the
+    answer carries the tag of the offered line we accepted, RFC 4568 §5.1.2).
 
     The first audio stream with a codec we support is accepted, using the offerer's preference
     order and payload type numbers; every other stream is rejected with port 0, as section 6 asks
@@ -476,17 +506,25 @@ def answer(
     sections: list[MediaDescription] = []
     negotiated: NegotiatedMedia | None = None
     offered_names: list[str] = []
+    refused: list[str] = []  # audio streams with a codec we take but the wrong security
     for media in sd.media:
-        choice = None
-        if negotiated is None and media.media == "audio" and media.port != 0 and media.proto in _RTP_PROFILES:
+        choice = remote_crypto = None
+        if negotiated is None and media.media == "audio" and media.port != 0 and media.proto in (PLAIN, SECURE):
             offered_names.extend(c.encoding for c in media.codecs())
             choice = _pick(media, codecs)
+            if choice is not None:  # an offer may carry the same audio as SRTP and in clear: take the one we do
+                try:
+                    remote_crypto = _remote_crypto(media, crypto)
+                except SdpNegotiationError as exc:
+                    refused.append(str(exc))
+                    choice = None
         if choice is None:
             sections.append(MediaDescription(media.media, 0, media.proto, media.formats[:1] or ("0",)))
             continue
         codec, event = choice
         if not dtmf:
             event = None
+        local_crypto = replace(crypto, tag=remote_crypto.tag) if crypto and remote_crypto else None
         remote = sd.connection_of(media)
         remote_direction = _remote_direction(sd, media, remote.address)
         local_direction = intersect_directions(invert_direction(remote_direction), direction)
@@ -500,11 +538,14 @@ def answer(
             remote_direction=remote_direction,
             local_direction=local_direction,
             remote_ptime=media.ptime,
+            remote_crypto=remote_crypto,
         )
-        sections.append(_audio_section(port, codec, event, local_direction, ptime))
+        sections.append(_audio_section(port, codec, event, local_direction, ptime, local_crypto))
     if negotiated is None:
+        if refused:
+            raise SdpNegotiationError(refused[0])
         raise SdpNegotiationError(
-            f"no acceptable audio stream: offered {offered_names or 'no RTP/AVP audio'}, supported {list(codecs)}"
+            f"no acceptable audio stream: offered {offered_names or 'no RTP audio'}, supported {list(codecs)}"
         )
     return _session(address, session_id or _new_session_id(), version, tuple(sections)), negotiated
 
@@ -532,6 +573,7 @@ class SdpSession:
         session_id: str | None = None,
         telephone_event_pt: int = 101,
         ptime: int = 20,
+        srtp: bool = False,
     ) -> None:
         self.address = address
         self.port = port
@@ -540,6 +582,8 @@ class SdpSession:
         self.session_id = session_id or _new_session_id()
         self.telephone_event_pt = telephone_event_pt
         self.ptime = ptime
+        self.crypto = SdesKey.generate() if srtp else None
+        """Our SRTP key for the whole call (re-offers keep it, so the media need not re-key)."""
         self.local: SessionDescription | None = None
         self.negotiated: NegotiatedMedia | None = None
         self._offered_direction = "sendrecv"
@@ -567,6 +611,7 @@ class SdpSession:
             session_id=self.session_id,
             telephone_event_pt=self.telephone_event_pt,
             ptime=self.ptime,
+            crypto=self.crypto,
         )
         return self._commit(offer)
 
@@ -580,6 +625,7 @@ class SdpSession:
         if choice is None:
             raise SdpNegotiationError(f"the answer has none of our codecs {list(self.codecs)}")
         codec, event = choice
+        remote_crypto = _remote_crypto(media, self.crypto)
         remote = sd.connection_of(media)
         remote_direction = _remote_direction(sd, media, remote.address)
         self.negotiated = NegotiatedMedia(
@@ -592,6 +638,7 @@ class SdpSession:
             remote_direction=remote_direction,
             local_direction=intersect_directions(invert_direction(remote_direction), self._offered_direction),
             remote_ptime=media.ptime,
+            remote_crypto=remote_crypto,
         )
         return self.negotiated
 
@@ -608,5 +655,6 @@ class SdpSession:
             direction=direction,
             session_id=self.session_id,
             ptime=self.ptime,
+            crypto=self.crypto,
         )
         return self._commit(sd), self.negotiated
