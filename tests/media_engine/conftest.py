@@ -26,6 +26,7 @@ def negotiated(
     codec: str = "PCMU",
     telephone_event_pt: int | None = 101,
     local_direction: str = "sendrecv",
+    remote_direction: str = "sendrecv",
 ) -> NegotiatedMedia:
     return NegotiatedMedia(
         codec=codec,
@@ -34,7 +35,7 @@ def negotiated(
         telephone_event_pt=telephone_event_pt,
         remote_address=remote_address,
         remote_port=remote_port,
-        remote_direction="sendrecv",
+        remote_direction=remote_direction,
         local_direction=local_direction,
     )
 

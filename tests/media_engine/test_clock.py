@@ -242,3 +242,35 @@ async def test_real_loop_ticks_in_order_and_stops_when_empty():
     times = [t for _, t in log[::2]]
     assert times == sorted(times)
     assert not clock.running
+
+
+def test_call_at_runs_due_callbacks_in_deadline_order_at_the_next_firing():
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02)
+    clock.add(Recorder("a", []))
+    ran: list[tuple[str, float]] = []
+    clock.call_at(0.05, lambda now: ran.append(("late", now)))
+    clock.call_at(0.03, lambda now: ran.append(("early", now)))
+    dropped = clock.call_at(0.01, lambda now: ran.append(("cancelled", now)))
+    dropped.cancel()
+    assert dropped.callback is None  # a cancelled deadline holds nothing of its owner
+    loop.run_next()  # 0.02
+    assert ran == []
+    loop.run_next()  # 0.04
+    assert ran == [("early", pytest.approx(0.04))]
+    loop.run_next()  # 0.06
+    assert ran == [("early", pytest.approx(0.04)), ("late", pytest.approx(0.06))]
+    assert clock._deadlines == []
+
+
+def test_a_failing_deadline_is_logged_and_the_others_still_run(caplog):
+    loop = FakeLoop(now=0.0)
+    clock = make_clock(loop, interval=0.02)
+    clock.add(Recorder("a", []))
+    ran: list[float] = []
+    clock.call_at(0.01, lambda now: 1 / 0)
+    clock.call_at(0.01, ran.append)
+    with caplog.at_level(logging.ERROR):
+        loop.run_next()
+    assert ran == [pytest.approx(0.02)] and clock.errors == 1
+    assert "deadline" in caplog.text

@@ -522,3 +522,32 @@ async def test_mu_law_passes_through_without_pcm_both_ways(open_session: Opener,
 
 def caller_payload_heard(heard: list[bytes | None]) -> bytes | None:
     return next((frame for frame in heard if frame is not None), None)
+
+
+async def test_far_end_silence_for_rtp_timeout_reports_a_media_timeout_once(open_session: Opener, clock: MediaClock):
+    a = await open_session()
+    b = await open_session(rtp_timeout=0.5)
+    a.configure(negotiated(b.local_address[1]))
+    b.configure(negotiated(a.local_address[1]))
+    timeouts: list[float] = []
+    b.on_media_timeout = timeouts.append
+    a.play(Tone(1000.0))
+    await ticks(clock, 50)  # a second of audio: longer than the timeout, and none reported
+    assert timeouts == [] and b.stats().packets_received > 20
+    a.play(None)  # the far end goes quiet
+    await wait_until(lambda: timeouts)
+    await ticks(clock, 10)
+    assert len(timeouts) == 1 and timeouts[0] >= 0.5
+
+
+async def test_a_held_or_one_way_stream_is_watched_with_the_hold_timeout(open_session: Opener, clock: MediaClock):
+    a = await open_session()
+    b = await open_session(rtp_timeout=0.3, rtp_hold_timeout=0.0)
+    timeouts: list[float] = []
+    b.on_media_timeout = timeouts.append
+    # The far end holds us (it offered sendonly; we answered recvonly) and sends nothing.
+    b.configure(negotiated(a.local_address[1], remote_direction="sendonly", local_direction="recvonly"))
+    await ticks(clock, 40)
+    assert timeouts == []
+    b.configure(negotiated(a.local_address[1]))  # resumed: silence now counts
+    await wait_until(lambda: timeouts)

@@ -21,6 +21,8 @@ come due runs right there, between two callbacks. That needs a clock read fresh 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import math
 from array import array
@@ -71,6 +73,21 @@ class LatenessRecorder:
         return ordered[max(0, math.ceil(p / 100.0 * n) - 1)]
 
 
+class Deadline:
+    """A callback the clock runs at its first firing at or after ``when`` (see :meth:`MediaClock.call_at`)."""
+
+    __slots__ = ("when", "callback")
+
+    def __init__(self, when: float, callback: Callable[[float], None]) -> None:
+        self.when = when
+        self.callback: Callable[[float], None] | None = callback
+
+    def cancel(self) -> None:
+        """Drop the callback (and whatever it holds) at once; the empty entry leaves the clock's heap
+        when its time comes."""
+        self.callback = None
+
+
 class MediaClock:
     """Calls every registered participant's ``tick(now)`` once per interval.
 
@@ -86,6 +103,10 @@ class MediaClock:
     time, including from inside a tick: one added during a tick is ticked from its phase's next
     firing on, one removed before its turn is not ticked. An exception from one participant is logged
     and does not affect the others or the clock.
+
+    Per-call deadlines far coarser than a frame (a media timeout) ride the same firings through
+    :meth:`call_at`: one heap for all calls, so a firing costs one comparison while nothing is due,
+    instead of a timer per call on the loop or a scan of every call.
     """
 
     def __init__(
@@ -124,6 +145,8 @@ class MediaClock:
         self._due = 0.0  # when the firing at _index is due, while the timer runs
         self._index = 0  # the firing running now or due next: phase index % phases of interval index // phases
         self._ticking = False
+        self._deadlines: list[tuple[float, int, Deadline]] = []
+        self._deadline_seq = itertools.count()
 
     @property
     def running(self) -> bool:
@@ -171,6 +194,27 @@ class MediaClock:
         due = math.ceil((when - self._start - phase * self._step) / self.interval - 1e-9)
         return max(self._index // self.phases, due)
 
+    def call_at(self, when: float, callback: Callable[[float], None]) -> Deadline:
+        """Run ``callback(now)`` at the first firing at or after ``when`` (clock time), so within an
+        interval of it while the clock runs; the clock runs only while it has participants, so a
+        deadline is for work about one of them."""
+        deadline = Deadline(when, callback)
+        heapq.heappush(self._deadlines, (when, next(self._deadline_seq), deadline))
+        return deadline
+
+    def _run_deadlines(self, now: float) -> None:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline = heapq.heappop(deadlines)[2]
+            callback, deadline.callback = deadline.callback, None
+            if callback is None:
+                continue
+            try:
+                callback(now)
+            except Exception:
+                self.errors += 1
+                log.exception("media clock deadline %r failed", callback)
+
     def _begin(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
@@ -217,6 +261,9 @@ class MediaClock:
                 except Exception:
                     self.errors += 1
                     log.exception("media clock participant %r failed", participant)
+            deadlines = self._deadlines
+            if deadlines and deadlines[0][0] <= now:
+                self._run_deadlines(now)
         finally:
             self._ticking = False
         if not self._phase_of:

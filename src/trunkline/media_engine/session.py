@@ -17,6 +17,9 @@ Choices a peer can observe:
   the peer's RTP-timeout hang-up detection are unaffected.
 * A live source with nothing to say (an agent between sentences) is also filled with silence; only
   ``play(None)``, a finished source or a direction that forbids sending stops the packets.
+* A far end that sends neither RTP nor RTCP for ``rtp_timeout`` seconds is taken for gone (a carrier
+  that crashed sends no BYE): ``on_media_timeout`` says so. While the stream is not two-way (a hold
+  by either end, a wire mute) silence is expected, and ``rtp_hold_timeout`` applies instead.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from trunkline.media.rtcp import (
 from trunkline.media.rtp import RtpSender, is_rtcp, parse_rtp_fields
 from trunkline.media.sdp import NegotiatedMedia
 from trunkline.media.stats import MediaStatsSnapshot, ReceiveStatistics, snapshot
-from trunkline.media_engine.clock import MediaClock
+from trunkline.media_engine.clock import Deadline, MediaClock
 from trunkline.media_engine.ports import PortLease, RtpPortPool
 from trunkline.media_engine.sources import FRAME_MS, FRAME_SAMPLES, SILENCE_FRAME, AudioSource
 
@@ -129,7 +132,8 @@ class MediaSession:
     Callbacks run on the event loop; they are plain attributes so the calls layer can swap them:
     ``on_audio(pcm)`` gets each tick's inbound frame (320 bytes of PCM16, or None for a gap),
     ``on_dtmf(digit)`` each received key press, ``on_source_finished(source)`` a source that ended.
-    An exception from a callback is logged and does not disturb the media. With
+    ``on_media_timeout(silent_s)`` that nothing came from the far end for too long (see the module's
+    docstring). An exception from a callback is logged and does not disturb the media. With
     :attr:`consumer_codec` set, ``on_audio`` gets G.711 in that law (160 bytes) instead of PCM16.
 
     With :attr:`deliver_on_arrival` set, ``on_audio`` gets each frame when its packet arrives (in
@@ -148,10 +152,13 @@ class MediaSession:
         rtcp_interval: float = 5.0,
         jitter_min_ms: int = 20,
         jitter_max_ms: int = 200,
+        rtp_timeout: float = 0.0,
+        rtp_hold_timeout: float = 0.0,
     ) -> None:
         self.on_audio: Callable[[bytes | None], None] | None = None
         self.on_dtmf: Callable[[str], None] | None = None
         self.on_source_finished: Callable[[AudioSource], None] | None = None
+        self.on_media_timeout: Callable[[float], None] | None = None
         self.muted = False
         self.malformed = 0
         """Datagrams that were not valid RTP/RTCP (or telephone-event) and were dropped."""
@@ -193,6 +200,10 @@ class MediaSession:
         self._packets_at_last_report = 0
         self._next_rtcp = 0.0
         self._rtt: float | None = None
+        self._rtp_timeout = rtp_timeout  # 0: never
+        self._rtp_hold_timeout = rtp_hold_timeout
+        self._heard_at = 0.0  # the far end's last RTP or RTCP (or the last renegotiation)
+        self._silence_watch: Deadline | None = None
         self._wall_offset = time.time() - clock.now()
         self._source: AudioSource | None = None
         self._live_source = False
@@ -220,6 +231,8 @@ class MediaSession:
         rtcp_interval: float = 5.0,
         jitter_min_ms: int = 20,
         jitter_max_ms: int = 200,
+        rtp_timeout: float = 0.0,
+        rtp_hold_timeout: float = 0.0,
     ) -> MediaSession:
         """Lease a port pair, start receiving on it and join the clock; raises PortPoolExhausted."""
         loop = asyncio.get_running_loop()
@@ -232,6 +245,8 @@ class MediaSession:
             rtcp_interval=rtcp_interval,
             jitter_min_ms=jitter_min_ms,
             jitter_max_ms=jitter_max_ms,
+            rtp_timeout=rtp_timeout,
+            rtp_hold_timeout=rtp_hold_timeout,
         )
         try:
             session._rtp_socket = _SessionSocket(loop, lease.rtp_socket, session, session._on_rtp_datagram)
@@ -341,6 +356,8 @@ class MediaSession:
 
         A changed SDP address replaces the latched one (the peer moved on purpose); an unchanged one
         keeps the latch, since the SDP address may be the wrong one that latching corrected.
+        The far end's silence is counted afresh from here, with the timeout the new direction calls
+        for: it has just shown it is there, and after a hold it had no reason to send.
         Raises MediaError for a codec other than PCMU/PCMA.
         """
         if self._closing:
@@ -369,6 +386,36 @@ class MediaSession:
         self._may_send = negotiated.may_send
         self._may_receive = negotiated.may_receive
         self._negotiated = negotiated
+        self._heard_at = self._now()
+        if self._silence_watch is not None:
+            self._silence_watch.cancel()
+            self._silence_watch = None
+        self._watch_silence(self._heard_at)
+
+    def _watch_silence(self, now: float) -> None:
+        """Re-check the far end's silence when it would reach the timeout in force; fire
+        ``on_media_timeout`` once it has. One deadline per timeout period, not per packet: packets
+        only move :attr:`_heard_at`, which the deadline reads when it comes."""
+        self._silence_watch = None
+        negotiated = self._negotiated
+        if self._closing or negotiated is None:
+            return
+        two_way = negotiated.local_direction == "sendrecv" and negotiated.remote_direction == "sendrecv"
+        timeout = self._rtp_timeout if two_way else self._rtp_hold_timeout
+        if not timeout:
+            return
+        due = self._heard_at + timeout
+        if now < due:
+            self._silence_watch = self._clock.call_at(due, self._watch_silence)
+            return
+        silent = now - self._heard_at
+        log.warning("no RTP or RTCP from the far end of port %d for %.1f s", self._lease.port, silent)
+        callback = self.on_media_timeout
+        if callback is not None:
+            try:
+                callback(silent)
+            except Exception:
+                log.exception("on_media_timeout callback failed")
 
     def play(self, source: AudioSource | None) -> AudioSource | None:
         """Make ``source`` what this leg sends from the next tick on (None: send nothing); returns the previous.
@@ -450,6 +497,9 @@ class MediaSession:
             return
         self._closing = True
         self._clock.remove(self)
+        if self._silence_watch is not None:
+            self._silence_watch.cancel()
+            self._silence_watch = None
         if self._negotiated is not None:
             self._send_rtcp(self._now(), bye=True)
         self._rtp_socket.close()
@@ -604,6 +654,7 @@ class MediaSession:
             assert rx is not None
             now = self._now()
             rx.on_packet(sequence, timestamp, len(payload), now)
+            self._heard_at = now
             if not self._may_receive:
                 return
             if pt == self._audio_pt:
@@ -681,6 +732,7 @@ class MediaSession:
                 continue
             self._rtcp_target = (sock, addr)
             self._rtcp_latched = True
+            self._heard_at = now
             if isinstance(packet, SenderReport) and self._rx is not None:
                 self._rx.on_sender_report(packet.ntp_timestamp, now)
             for block in packet.reports:
