@@ -102,3 +102,12 @@ def test_the_cli_trusts_a_local_gateway_whose_certificate_comes_from_the_ca(tmp_
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_webhook_secret_is_made_once_in_the_gateways_data_dir(tmp_path):
+    first = run("webhook", "secret", cwd=tmp_path)
+    assert first.returncode == 0 and first.stdout.strip().startswith("whsec_"), first.stderr
+    assert run("webhook", "secret", cwd=tmp_path).stdout == first.stdout
+    assert (tmp_path / ".trunkline" / "webhook_secret").read_text().strip() == first.stdout.strip()
+    elsewhere = run("webhook", "secret", "--data-dir", "other", cwd=tmp_path)
+    assert elsewhere.stdout != first.stdout and (tmp_path / "other" / "webhook_secret").exists()

@@ -29,12 +29,15 @@ app.add_typer(bulk_app, name="bulk")
 app.add_typer(keys_app, name="keys")
 config_app = typer.Typer(no_args_is_help=True, help="Gateway configuration files.")
 app.add_typer(config_app, name="config")
+webhook_app = typer.Typer(no_args_is_help=True, help="Signed webhooks (incoming calls waiting for an answer).")
+app.add_typer(webhook_app, name="webhook")
 
 # No emoji codes: a fingerprint's ":CD:" or ":AB:" must print as hex, not as a picture.
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 ConfigOption = typer.Option(None, "--config", "-c", envvar="TRUNKLINE_CONFIG", help="TOML config file (default: built-in loopback defaults).")
+DataDirOption = typer.Option(None, "--data-dir", help="The gateway's data directory (default: its config's, else ./.trunkline).")
 #: The client_id every CLI command uses unless told otherwise, so that ``events`` in one terminal shows
 #: the calls ``dial`` places from another (events routed to a client_id reach only its subscribers).
 CLI_CLIENT_ID = "trunkline-cli"
@@ -206,7 +209,7 @@ def demo(seconds: float = typer.Option(6.0, "--seconds", min=2.0, max=60.0, help
 def cert(
     ctx: typer.Context,
     config: Optional[Path] = ConfigOption,
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The gateway's data directory (default: its config's, else ./.trunkline)."),
+    data_dir: Optional[Path] = DataDirOption,
     make_ca: bool = typer.Option(False, "--ca", help="Make a local CA (once) and issue the gateway's certificate from it, for SDKs that verify against a CA bundle."),
 ) -> None:
     """Show the TLS certificate of the gateway that uses this data directory.
@@ -214,7 +217,7 @@ def cert(
     Only --ca makes anything: a gateway makes its own certificate when it starts."""
     from trunkline.gateway import MAINTENANCE_INTERVAL_S, certificate_for, current_certificate
 
-    cfg = _cert_config(ctx, config, data_dir)
+    cfg = _gateway_config(ctx, config, data_dir)
     if make_ca and cfg.server.cert_file is not None:
         fail(f"--ca: the gateway serves the configured {cfg.server.cert_file}; a local CA only issues the local certificate", 2)
     try:
@@ -241,17 +244,29 @@ def cert(
                   f"serves the new certificate within {MAINTENANCE_INTERVAL_S:g} s")
 
 
-def _cert_config(ctx: typer.Context, config: Optional[Path], data_dir: Optional[Path]):
-    """The gateway config ``cert`` describes; a --data-dir (this command's, or the global one when
-    given) overrides the config's."""
+def _gateway_config(ctx: typer.Context, config: Optional[Path], data_dir: Optional[Path]):
+    """The config of the gateway a local command (cert, webhook secret) describes; a --data-dir (this
+    command's, or the global one when given) overrides the config's."""
     from dataclasses import replace
 
     cfg = load_config_or_fail(config)
-    if data_dir is None and ctx.parent.get_parameter_source("data_dir").name != "DEFAULT":  # typer's own click enum
+    if data_dir is None and ctx.find_root().get_parameter_source("data_dir").name != "DEFAULT":  # click's enum
         data_dir = ctx.obj.data_dir
     if data_dir is not None:
         cfg = replace(cfg, server=replace(cfg.server, data_dir=data_dir))
     return cfg
+
+
+@webhook_app.command("secret")
+def webhook_secret(ctx: typer.Context, config: Optional[Path] = ConfigOption, data_dir: Optional[Path] = DataDirOption) -> None:
+    """Print the secret that signs webhooks of tenants with no webhook_secret (made on first use)."""
+    from trunkline.telephony.webhook_sender import ensure_webhook_secret
+
+    cfg = _gateway_config(ctx, config, data_dir)
+    try:
+        out.print(ensure_webhook_secret(cfg.server.data_dir), markup=False)
+    except OSError as exc:
+        fail(f"cannot read or make the webhook secret in {cfg.server.data_dir}: {exc.strerror or exc}")
 
 
 @config_app.command("check")
