@@ -80,6 +80,8 @@ class MediaConfig:
     rtp_port_max: int = 29999
     hold_music: Path | None = None  # a WAV; None = the built-in loop
     agent_ca_file: Path | None = None  # trust this CA/certificate for wss:// and QUIC agents too
+    rtp_timeout_s: int = 30  # no RTP/RTCP from the far end this long ends the call (0 = never)
+    rtp_hold_timeout_s: int = 0  # the same while the media is held or one-way (0 = never)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class TrunkConfig:
     ring_timeout_s: int = 60
     max_duration_s: int = 4 * 3600
     keepalive_s: int = 30
+    rtp_timeout_s: int = 30  # [media]'s unless the trunk says otherwise
+    rtp_hold_timeout_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -316,7 +320,9 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
     if not (lo.isdigit() and hi.isdigit() and 1024 <= int(lo) < int(hi) < 65536):
         raise ConfigError(f"media.rtp_ports: {ports!r} must be 'LOW-HIGH' within 1024-65535")
     media = MediaConfig(bind=m.nonempty("bind", "127.0.0.1"), rtp_port_min=int(lo), rtp_port_max=int(hi),
-                        hold_music=m.path_value("hold_music", None), agent_ca_file=m.path_value("agent_ca_file", None))
+                        hold_music=m.path_value("hold_music", None), agent_ca_file=m.path_value("agent_ca_file", None),
+                        rtp_timeout_s=m.int_in("rtp_timeout_s", 30, 0, 86_400),
+                        rtp_hold_timeout_s=m.int_in("rtp_hold_timeout_s", 0, 0, 86_400))
     m.done()
     if media.hold_music is not None and not media.hold_music.is_file():
         raise ConfigError(f"media.hold_music: {media.hold_music} is not a file")
@@ -364,6 +370,8 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             ring_timeout_s=t.int_in("ring_timeout_s", 60, 1, 600),
             max_duration_s=t.int_in("max_duration_s", 4 * 3600, 1, 7 * 24 * 3600),
             keepalive_s=t.int_in("keepalive_s", 30, 0, 3600),
+            rtp_timeout_s=t.int_in("rtp_timeout_s", media.rtp_timeout_s, 0, 86_400),
+            rtp_hold_timeout_s=t.int_in("rtp_hold_timeout_s", media.rtp_hold_timeout_s, 0, 86_400),
         )
         if trunk.tenant not in known_tenants:
             raise ConfigError(f"{t.key('tenant')}: unknown tenant {trunk.tenant!r}")

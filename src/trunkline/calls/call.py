@@ -205,6 +205,13 @@ class Call:
         self.transferred_to = to
         self._end_with("COMPLETED", q850.NORMAL_CLEARING)
 
+    def leg_expired(self, reason: str) -> None:
+        """A far end that vanished without a BYE: hang up FAILED/102 (PROTOCOL.md §6). Before the
+        answer the ring timeout decides instead."""
+        if self.state is CallState.ANSWERED:
+            log.warning("call %s: %s; hanging up", self.sid, reason)
+            self._end_with("FAILED", q850.RECOVERY_ON_TIMER_EXPIRY)
+
     def leg_hold_changed(self, held: bool) -> None:
         if held == self.held or self.state is not CallState.ANSWERED:
             return

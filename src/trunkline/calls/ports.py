@@ -104,6 +104,10 @@ class LegEvents(Protocol):
     def leg_hold_changed(self, held: bool) -> None:
         """The far end accepted being held (``True``) or resumed (``False``)."""
 
+    def leg_expired(self, reason: str) -> None:
+        """The dialog is up but the far end is not (``reason`` says how that shows, e.g. no media):
+        the call should end."""
+
     def leg_closed(self) -> None: ...
 
 

@@ -72,7 +72,9 @@ class SipLeg:
 
     async def _start(self) -> None:
         try:
-            self._media = await MediaSession.open(self._telephony.media_clock, self._telephony.rtp_ports)
+            self._media = await MediaSession.open(self._telephony.media_clock, self._telephony.rtp_ports,
+                                                  rtp_timeout=self._trunk.rtp_timeout_s,
+                                                  rtp_hold_timeout=self._trunk.rtp_hold_timeout_s)
         except PortPoolExhausted:
             self._events.leg_failed(503, "no free RTP port")
             self._close()
@@ -82,6 +84,7 @@ class SipLeg:
             return
         self._media.on_source_finished = self._source_finished
         self._media.on_dtmf = self._on_dtmf
+        self._media.on_media_timeout = self._media_timeout
         self._media.on_audio = self._listener
         host, port = self._media.local_address
         self._sdp = SdpSession(self._telephony.advertised_media_host or host, port, codecs=("PCMU", "PCMA"), dtmf=True)
@@ -122,6 +125,9 @@ class SipLeg:
         self._source = source
         if self._media is not None and not self._closed and self._bridge is None:
             self._media.play(source)
+
+    def _media_timeout(self, silent_s: float) -> None:
+        self._events.leg_expired(f"no RTP or RTCP from the far end for {silent_s:.1f} s")
 
     def _source_finished(self, source: AudioSource) -> None:
         if source is self._source:
