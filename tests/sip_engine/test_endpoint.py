@@ -85,7 +85,7 @@ async def test_responses_follow_rport_and_unknown_dialogs_get_481(
 
 async def test_out_of_dialog_requests(endpoint: SipEndpoint, raw: RawPeer) -> None:
     assert raw.transport is not None
-    expected = {"OPTIONS": 200, "INVITE": 480, "INFO": 481, "MESSAGE": 501}
+    expected = {"OPTIONS": 200, "INVITE": 480, "INFO": 481, "MESSAGE": 405, "FROB": 501}
     for method, status in expected.items():
         raw.transport.sendto(request(method, body=OFFER if method == "INVITE" else b""),
                              endpoint.address)
@@ -148,10 +148,10 @@ async def test_malformed_input_is_answered_or_dropped_and_the_endpoint_survives(
             await asyncio.sleep(0)  # let the endpoint drain its socket: loopback drops too
     raw.transport.sendto(request("OPTIONS"), endpoint.address)  # a sentinel behind the junk
     statuses = []
-    while True:
-        response = await raw.response()
-        statuses.append(response.status)
-        if response.cseq.method == "OPTIONS" and response.status == 200:
+    while True:  # answers to broken requests echo their broken headers: read the status only
+        answer = await asyncio.wait_for(raw.inbox.get(), WAIT_S)
+        statuses.append(int(answer.split(b" ", 2)[1]))
+        if answer.startswith(b"SIP/2.0 200 ") and b" OPTIONS\r\n" in answer:
             break
     assert 400 in statuses  # the bad CSeq number is readable enough to answer
     assert endpoint.stats.parse_errors >= 10

@@ -31,6 +31,8 @@ __all__ = [
     "StreamParser",
     "Via",
     "BRANCH_MAGIC_COOKIE",
+    "KNOWN_METHODS",
+    "build_rejection",
     "build_response",
     "format_params",
     "generate_branch",
@@ -43,46 +45,52 @@ __all__ = [
 
 BRANCH_MAGIC_COOKIE = "z9hG4bK"
 
+KNOWN_METHODS = frozenset((
+    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
+    "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+))
+"""Methods defined by RFC 3261 and its extensions: any other is unknown (501, not 405)."""
+
+_SINGLE_HEADERS = ("call-id", "cseq", "from", "to", "max-forwards", "content-type")
+"""Headers a request may carry once only (RFC 3261 §7.3.1; RFC 4475 multi01)."""
+
 
 class SipParseError(Exception):
     """A message that cannot be accepted as valid SIP.
 
-    ``partial`` is the request as far as it could be read, when the start line was a request line;
-    it lets the transport answer with a 400 rather than silently dropping, which RFC 3261 §8.2
-    prefers. ``fatal`` means the stream framing is lost and a TCP connection must be closed.
+    ``partial`` is the message as far as it could be read. For a request it lets the transport
+    answer rather than silently drop, which RFC 3261 §8.2 and RFC 4475 prefer; for a response it
+    lets the client transaction it belongs to end at once instead of timing out. ``status`` is the
+    answer the defect deserves: 400, 505 for another SIP version, 513 when a limit was exceeded,
+    413 for a body over the limit, 501 for an unknown method. ``fatal`` means the stream framing
+    is lost and a TCP connection must be closed.
     """
 
-    def __init__(self, reason: str, *, partial: SipRequest | None = None, fatal: bool = False):
+    def __init__(self, reason: str, *, partial: SipRequest | SipResponse | None = None,
+                 fatal: bool = False, status: int = 400):
         super().__init__(reason)
         self.reason = reason
         self.partial = partial
         self.fatal = fatal
+        self.status = status
 
     @property
     def can_respond(self) -> bool:
-        """True when ``partial`` carries what §8.2.6 needs to build a response to it.
+        """True when ``partial`` is a request worth answering: not an ACK, and with a Via.
 
-        ACK never gets a response, and a response needs a routable top Via plus From, To, Call-ID
-        and a parseable CSeq to be matched by the peer.
+        The answer copies whatever Via, From, To, Call-ID and CSeq were read (see
+        :func:`build_rejection`): a peer that sent a broken message still learns why.
         """
         req = self.partial
-        if req is None or req.method == "ACK":
-            return False
-        if not req.headers.get("Call-ID"):
-            return False
-        try:
-            req.top_via
-            req.cseq
-            req.from_addr
-            req.to_addr
-        except SipParseError:
-            return False
-        return True
+        return isinstance(req, SipRequest) and req.method != "ACK" and "Via" in req.headers
 
 
 @dataclass(frozen=True, slots=True)
 class ParserLimits:
-    """Bounds on untrusted input; a UDP datagram cannot legitimately exceed 64 KiB anyway."""
+    """Bounds on untrusted input; a UDP datagram cannot legitimately exceed 64 KiB anyway.
+
+    Exceeding one is answered 513 (413 for a body), never dropped silently.
+    """
 
     max_message_size: int = 65536
     max_header_line: int = 8192
@@ -461,14 +469,14 @@ class SipUri:
         scheme = scheme.lower()
         if not colon or scheme not in ("sip", "sips"):
             raise SipParseError(f"not a SIP URI: {text[:60]!r}")
-        rest, qmark, header_text = rest.partition("?")
         user = password = None
-        if "@" in rest:
+        if "@" in rest:  # first: a user part may hold "?" and ";" (RFC 4475 intmeth, semiuri)
             userinfo, _, rest = rest.rpartition("@")
             u, pcolon, p = userinfo.partition(":")
             if not _USER_RE.fullmatch(u) or (pcolon and not _PASSWORD_RE.fullmatch(p)):
                 raise SipParseError("bad user part in URI")
             user, password = u, (p if pcolon else None)
+        rest, qmark, header_text = rest.partition("?")
         hostport, semi, param_text = rest.partition(";")
         host, port = _parse_hostport(hostport)
         params = parse_params(";" + param_text) if semi else {}
@@ -553,7 +561,10 @@ class NameAddr:
         else:
             lt = text.find("<")
             if lt >= 0:
-                display = " ".join(text[:lt].split()) or None
+                words = text[:lt].split()
+                if not all(_TOKEN_RE.fullmatch(word) for word in words):
+                    raise SipParseError(f"unquoted display name {text[:lt].strip()[:40]!r}")
+                display = " ".join(words) or None
                 rest = text[lt:]
             else:
                 rest = ""
@@ -561,12 +572,16 @@ class NameAddr:
             gt = rest.find(">")
             if gt < 0:
                 raise SipParseError("unterminated <URI>")
-            uri = rest[1:gt].strip()
+            uri = rest[1:gt]
+            if uri != uri.strip():
+                raise SipParseError(f"whitespace inside <{uri.strip()[:60]}>")
             param_text = rest[gt + 1 :]
         else:
             # addr-spec form: parameters after the URI belong to the header (RFC 3261 §20.10).
             uri, semi, tail = text.partition(";")
             uri = uri.strip()
+            if "?" in uri:
+                raise SipParseError("URI with headers outside <>")
             param_text = semi + tail
         scheme, colon, _ = uri.partition(":")
         if not colon or not scheme or not _TOKEN_RE.fullmatch(scheme) or " " in uri:
@@ -676,18 +691,13 @@ def _find_head_end(buf: bytes | bytearray, start: int = 0) -> tuple[int, int]:
     return -1, -1
 
 
-def _parse_head(head: bytes, limits: ParserLimits) -> SipRequest | SipResponse:
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SipParseError("header section is not UTF-8") from exc
-    if "\x00" in text:
-        raise SipParseError("NUL in header section")
-    lines = text.split("\n")
-    start = lines[0].removesuffix("\r")
-    if len(start) > limits.max_header_line or "\r" in start:
-        raise SipParseError("bad start line")
-    msg: SipRequest | SipResponse
+def _parse_start(start: str) -> tuple[SipRequest | SipResponse, SipParseError | None]:
+    """The message a start line opens, and what is wrong with it if anything.
+
+    A request line that is broken but still names a method yields a request anyway, so that the
+    headers after it can be read and the sender answered (RFC 4475 ltgtruri, lwsruri, lwsstart,
+    trws get 400, badvers 505). Only a line that names no method at all gives up.
+    """
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
         if len(parts) < 2 or parts[0].upper() != "SIP/2.0":
@@ -695,47 +705,71 @@ def _parse_head(head: bytes, limits: ParserLimits) -> SipRequest | SipResponse:
         code = parts[1]
         if len(code) != 3 or not code.isdigit() or not code.isascii() or not "1" <= code[0] <= "6":
             raise SipParseError(f"bad status code {code[:10]!r}")
-        msg = SipResponse(int(code), parts[2] if len(parts) == 3 else "")
-    else:
-        parts = start.split(" ")
-        if len(parts) != 3:
-            raise SipParseError("bad request line")
-        method, uri, version = parts
-        if version.upper() != "SIP/2.0":
-            raise SipParseError(f"unsupported version {version[:20]!r}")
-        if not _TOKEN_RE.fullmatch(method):
-            raise SipParseError(f"bad method {method[:20]!r}")
-        scheme, colon, _ = uri.partition(":")
-        if not colon or not scheme or not _TOKEN_RE.fullmatch(scheme):
-            raise SipParseError(f"bad Request-URI {uri[:60]!r}")
-        msg = SipRequest(method, uri)
+        return SipResponse(int(code), parts[2] if len(parts) == 3 else ""), None
+    parts = start.split(" ")
+    method = parts[0]
+    if not _TOKEN_RE.fullmatch(method):
+        raise SipParseError(f"bad method {method[:20]!r}")
+    if len(parts) != 3:
+        request = SipRequest(method, " ".join(parts[1:-1]).strip())
+        if start.endswith(" "):
+            return request, SipParseError("spaces after the SIP version")
+        if "" in parts:
+            return request, SipParseError("more than one space between request-line elements")
+        return request, SipParseError("whitespace inside the Request-URI")
+    _, uri, version = parts
+    request = SipRequest(method, uri)
+    if version.upper() != "SIP/2.0":
+        return request, SipParseError(f"version {version[:20]} not supported", status=505)
+    scheme, colon, _ = uri.partition(":")
+    if not colon or not scheme or not _TOKEN_RE.fullmatch(scheme):
+        return request, SipParseError(f"bad Request-URI {uri[:60]!r}")
+    return request, None
+
+
+#: Headers a rejection needs, kept even when a message is over its header limits.
+_ESSENTIAL = frozenset(("via", "from", "to", "call-id", "cseq"))
+
+
+def _parse_head(head: bytes, limits: ParserLimits) -> SipRequest | SipResponse:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SipParseError("header section is not UTF-8") from exc
+    if "\x00" in text.replace("\\\x00", ""):
+        raise SipParseError("NUL in header section")  # only a quoted-pair may escape one
+    lines = text.split("\n")
+    start = lines[0].removesuffix("\r")
+    if len(start) > limits.max_header_line or "\r" in start:
+        raise SipParseError("bad start line")
+    msg, error = _parse_start(start)
 
     # A bad line does not stop the scan: the well-formed headers around it still let the caller
-    # answer with a 400, so the error is raised once they are collected.
-    error: str | None = None
+    # answer, so the first error is raised once they are collected.
     raw: list[list[str]] = []
     for line in lines[1:]:
         line = line.removesuffix("\r")
         if len(line) > limits.max_header_line:
-            error = error or "header line too long"
+            error = error or SipParseError("header line too long", status=513)
             continue
         if not line or "\r" in line:
-            error = error or "bad header line"
+            error = error or SipParseError("bad header line")
             continue
         if line[0] in " \t":
             if not raw:
-                error = error or "continuation line before any header"
+                error = error or SipParseError("continuation line before any header")
             else:
                 raw[-1].append(line.strip())
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
         if not colon or not _TOKEN_RE.fullmatch(name):
-            error = error or f"bad header name {name[:40]!r}"
+            error = error or SipParseError(f"bad header name {name[:40]!r}")
             continue
         raw.append([name, value.strip()])
     if len(raw) > limits.max_headers:
-        raise SipParseError("too many headers", partial=_partial(msg))
+        error = error or SipParseError(f"more than {limits.max_headers} headers", status=513)
+        raw = [item for item in raw if _key(item[0])[1] in _ESSENTIAL][: limits.max_headers]
 
     headers = msg.headers
     for name, *values in raw:
@@ -745,21 +779,17 @@ def _parse_head(head: bytes, limits: ParserLimits) -> SipRequest | SipResponse:
             try:
                 elements = split_header_list(value)
             except SipParseError as exc:
-                error = error or exc.reason
+                error = error or exc
                 continue
             for element in elements:
                 headers.add(name, element)
         else:
             headers.add(name, value)
+    if error is None and len(headers) > limits.max_headers:
+        error = SipParseError(f"more than {limits.max_headers} headers", status=513)
     if error is not None:
-        raise SipParseError(error, partial=_partial(msg))
-    if len(headers) > limits.max_headers:
-        raise SipParseError("too many headers", partial=_partial(msg))
+        raise SipParseError(error.reason, partial=msg, status=error.status)
     return msg
-
-
-def _partial(msg: SipRequest | SipResponse) -> SipRequest | None:
-    return msg if isinstance(msg, SipRequest) else None
 
 
 def _content_length(msg: SipRequest | SipResponse) -> int | None:
@@ -767,10 +797,10 @@ def _content_length(msg: SipRequest | SipResponse) -> int | None:
     if not values:
         return None
     if len(set(values)) != 1:
-        raise SipParseError("conflicting Content-Length headers", partial=_partial(msg))
+        raise SipParseError("conflicting Content-Length headers", partial=msg)
     text = values[0]
     if not text.isdigit() or not text.isascii() or len(text) > 9:
-        raise SipParseError(f"bad Content-Length {text[:20]!r}", partial=_partial(msg))
+        raise SipParseError(f"bad Content-Length {text[:20]!r}", partial=msg)
     return int(text)
 
 
@@ -779,7 +809,7 @@ def _validate(msg: SipRequest | SipResponse) -> None:
     h = msg.headers
     for name in ("Via", "From", "To", "Call-ID", "CSeq"):
         if name not in h:
-            raise SipParseError(f"missing {name} header", partial=_partial(msg))
+            raise SipParseError(f"missing {name} header", partial=msg)
     try:
         for via in h.get_all("Via"):
             Via.parse(via)
@@ -787,30 +817,37 @@ def _validate(msg: SipRequest | SipResponse) -> None:
         NameAddr.parse(h.get("From") or "")
         NameAddr.parse(h.get("To") or "")
     except SipParseError as exc:
-        raise SipParseError(exc.reason, partial=_partial(msg)) from None
+        raise SipParseError(exc.reason, partial=msg) from None
     if not (h.get("Call-ID") or "").strip():
-        raise SipParseError("empty Call-ID", partial=_partial(msg))
-    if isinstance(msg, SipRequest) and cseq.method != msg.method:
-        raise SipParseError("CSeq method does not match request method", partial=msg)
+        raise SipParseError("empty Call-ID", partial=msg)
+    if isinstance(msg, SipRequest):
+        for name in _SINGLE_HEADERS:
+            if len(h.get_all(name)) > 1:
+                raise SipParseError(f"more than one {_key(name)[0]} header", partial=msg)
+        if cseq.method != msg.method:
+            unknown = msg.method not in KNOWN_METHODS
+            raise SipParseError("CSeq method does not match request method", partial=msg,
+                                status=501 if unknown else 400)
 
 
 def parse_message(data: bytes, limits: ParserLimits = DEFAULT_LIMITS) -> SipRequest | SipResponse:
     """Parse one datagram (RFC 3261 §18.3: Content-Length optional, excess bytes discarded)."""
-    if len(data) > limits.max_message_size:
-        raise SipParseError("message too large")
     data = data.lstrip(b"\r\n")
     if not data:
         raise SipParseError("empty message")
     head_end, body_start = _find_head_end(data)
     if head_end < 0:
-        raise SipParseError("no end of header section")
+        # A datagram is a whole message: one that ends without the blank line has no body.
+        head_end = body_start = len(data.rstrip(b"\r\n"))
     msg = _parse_head(data[:head_end], limits)
+    if len(data) > limits.max_message_size:
+        raise SipParseError("message too large", partial=msg, status=513)
     available = len(data) - body_start
     length = _content_length(msg)
     if length is None:
         length = available
     elif length > available:
-        raise SipParseError("body shorter than Content-Length", partial=_partial(msg))
+        raise SipParseError("body shorter than Content-Length", partial=msg)
     msg.body = bytes(data[body_start : body_start + length])
     _validate(msg)
     return msg
@@ -903,10 +940,10 @@ class StreamParser:
                 self._discard = body_start + skip_len
                 raise
             if length is None:
-                raise SipParseError("missing Content-Length on stream", partial=_partial(msg),
+                raise SipParseError("missing Content-Length on stream", partial=msg,
                                     fatal=True)
             if body_start + length > limits.max_message_size:
-                raise SipParseError("message too large", partial=_partial(msg), fatal=True)
+                raise SipParseError("body too large", partial=msg, fatal=True, status=413)
             self._head = (msg, body_start, length)
         msg, body_start, length = self._head
         end = body_start + length
@@ -955,6 +992,28 @@ def build_response(
     for name, value in headers:
         h.add(name, value)
     return SipResponse(status, reason, h, body)
+
+
+def build_rejection(request: SipRequest, status: int, reason: str) -> SipResponse:
+    """A response to a request too broken for :func:`build_response` (RFC 4475 §3.1.2).
+
+    It copies whatever Via, From, To, Call-ID and CSeq were read, verbatim and in order, and tags
+    the To when it can: a sender missing some of them (RFC 4475 insuf) still learns why.
+    """
+    h = Headers()
+    src = request.headers
+    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+        for value in src.get_all(name):
+            if name == "To":
+                try:
+                    to = NameAddr.parse(value)
+                    if to.tag is None:
+                        to.params["tag"] = generate_tag()
+                        value = str(to)
+                except SipParseError:
+                    pass
+            h.add(name, value)
+    return SipResponse(status, reason, h)
 
 
 def generate_branch() -> str:

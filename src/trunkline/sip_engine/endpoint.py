@@ -18,8 +18,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from trunkline.sip.digest import DigestClient
+from trunkline.sip.intake import refusal
 from trunkline.sip.message import (
     DEFAULT_LIMITS,
+    KNOWN_METHODS,
+    REASON_PHRASES,
     Headers,
     ParserLimits,
     SipParseError,
@@ -27,6 +30,7 @@ from trunkline.sip.message import (
     SipResponse,
     SipUri,
     Via,
+    build_rejection,
     build_response,
     generate_branch,
     generate_call_id,
@@ -78,6 +82,12 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"
 _NO_DIALOG_METHODS = frozenset(("BYE", "INFO", "UPDATE", "PRACK", "NOTIFY", "REFER"))
 """Methods that only make sense in a dialog: without a To tag they get 481 (RFC 3261 §12.2.2)."""
 
+_DIALOG_CREATING = frozenset(("INVITE", "SUBSCRIBE", "REFER"))
+"""Out-of-dialog requests that would start a dialog or subscription: screened by source."""
+
+STRANGER_LOG_INTERVAL_S = 60.0
+"""At most one log line per this many seconds about requests refused for their source."""
+
 AUTH_RETRIES = 3
 """Challenges answered per request before giving up: guards against a server that keeps issuing
 fresh or stale nonces, on top of :class:`DigestClient`'s wrong-password detection."""
@@ -96,7 +106,7 @@ class EndpointStats:
 
     __slots__ = (
         "_table", "messages_in", "messages_out", "parse_errors", "retransmissions",
-        "stray_responses", "handler_errors", "transport_errors",
+        "stray_responses", "handler_errors", "transport_errors", "strangers_refused",
     )
 
     def __init__(self, table: TransactionTable) -> None:
@@ -108,6 +118,7 @@ class EndpointStats:
         self.stray_responses = 0
         self.handler_errors = 0
         self.transport_errors = 0
+        self.strangers_refused = 0
 
     @property
     def transactions_active(self) -> int:
@@ -223,6 +234,9 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._port = 0
+        self._admits: Callable[[SipTarget], bool] | None = None
+        self._strangers_logged_at = float("-inf")
+        self._strangers_unlogged = 0
         self.on_transport_failure: Callable[[SipTarget, str], None] | None = None
         """Told once per transport failure that failed requests (ICMP unreachable, TCP refused or
         lost): how trunk health learns of a dead trunk without waiting for its next ping."""
@@ -292,6 +306,14 @@ class SipEndpoint:
     def on_incoming(self, handler: Callable[[IncomingInvite], None] | None) -> None:
         """Route out-of-dialog INVITEs to ``handler``; without one they are answered 480."""
         self._incoming_handler = handler
+
+    def admit_only(self, admits: Callable[[SipTarget], bool] | None) -> None:
+        """Answer dialog-creating requests from sources ``admits`` refuses with one stateless 403.
+
+        No transaction is kept for them, so a spoofed source cannot turn one packet into eleven
+        retransmitted answers (PROTOCOL.md §6 Inbound). None admits everyone.
+        """
+        self._admits = admits
 
     # ------------------------------------------------------------------ public requests
 
@@ -608,18 +630,51 @@ class SipEndpoint:
         self._on_message(message, source)
 
     def _on_bad_message(self, exc: SipParseError, source: SipTarget) -> None:
-        """Answer 400 when the request is readable enough (§8.2.6), otherwise drop and count."""
+        """Answer a broken request with the status its defect deserves (§8.2, RFC 4475); end the
+        client transaction an oversize response belongs to; drop anything else and count it."""
         self.stats.messages_in += 1
         self.stats.parse_errors += 1
-        request = exc.partial
-        if request is None or not exc.can_respond:
+        partial = exc.partial
+        if isinstance(partial, SipResponse):
+            if exc.status in (413, 513):
+                self._fail_client(partial, source, exc.reason)
             return
+        if partial is None or not exc.can_respond:
+            return
+        status = exc.status
+        reason = f"{REASON_PHRASES.get(status, 'Bad Request')} ({exc.reason[:80]})"
+        self._reject(partial, source, status, reason)
+
+    def _reject(self, request: SipRequest, source: SipTarget, status: int, reason: str) -> None:
+        """A stateless final response, to the top Via's address or, when it is unreadable, to the
+        source itself."""
         try:
             via = stamp_via(request, source.host, source.port)
             target = source if source.reliable else response_target(via, "udp")
-            self._send(target, build_response(request, 400, f"Bad Request ({exc.reason[:60]})"))
         except (SipParseError, ValueError):
+            target = source
+        response = build_rejection(request, status, reason)
+        if status == 501:
+            response.headers.add("Allow", ALLOW)
+        try:
+            self._send(target, response)
+        except ValueError:
             return
+
+    def _fail_client(self, response: SipResponse, source: SipTarget, reason: str) -> None:
+        """An oversize response cannot be read, so its transaction fails now rather than at
+        timer B or F, as if the transport had lost it."""
+        try:
+            txn = self._table.match_response(response)
+            method = response.cseq.method
+        except SipParseError:
+            return
+        if txn is None:
+            return
+        log.warning("SIP %d response to %s from %s:%d refused (%s); the request fails",
+                    response.status, method, source.host, source.port, reason)
+        self._apply(txn, txn.transport_error(self._now(), f"{response.status} response {reason}"))
+        self._arm_timer()
 
     def _on_message(self, message: SipRequest | SipResponse, source: SipTarget) -> None:
         """Route one parsed message; a failing handler is logged, never raised into a transport."""
@@ -663,8 +718,12 @@ class SipEndpoint:
         method = request.method
         if method == "ACK":
             return  # the ACK of a 2xx whose retransmitter already stopped, or of an unknown call
-        reply_to = source if source.reliable else response_target(via, "udp")
         to_tag = request.to_addr.tag
+        if not to_tag and method in _DIALOG_CREATING and self._admits is not None \
+                and not self._admits(source):
+            self._refuse_stranger(request, source, now)
+            return
+        reply_to = source if source.reliable else response_target(via, "udp")
         txn: InviteServerTransaction | NonInviteServerTransaction
         if method == "INVITE":
             # Only a handler may take its time; everything else is answered right here.
@@ -676,7 +735,11 @@ class SipEndpoint:
         self._ctx[txn] = _Ctx(reply_to, None, None)
         self._table.add(txn)
         self._apply(txn, txn.start(now))
-        if method == "CANCEL":
+        refused = refusal(request)
+        if refused is not None:
+            self._respond(txn, build_response(request, refused.status, refused.reason,
+                                              to_tag=generate_tag(), headers=refused.headers))
+        elif method == "CANCEL":
             self._on_cancel(request, txn)
         elif to_tag:
             user = self._dialogs.get((request.call_id, to_tag, request.from_addr.tag or ""))
@@ -702,8 +765,22 @@ class SipEndpoint:
         elif method in _NO_DIALOG_METHODS:
             self._respond(txn, build_response(request, 481))
         else:
-            self._respond(txn, build_response(request, 501, to_tag=generate_tag(),
+            # §8.2.1: a method we know but do not serve is 405, one we never heard of 501.
+            status = 405 if method in KNOWN_METHODS else 501
+            self._respond(txn, build_response(request, status, to_tag=generate_tag(),
                                               headers=(("Allow", ALLOW),)))
+
+    def _refuse_stranger(self, request: SipRequest, source: SipTarget, now: float) -> None:
+        """One stateless 403, counted; logged once per interval with how many came meanwhile."""
+        self.stats.strangers_refused += 1
+        self._strangers_unlogged += 1
+        self._reject(request, source, 403, "Forbidden")
+        if now - self._strangers_logged_at >= STRANGER_LOG_INTERVAL_S:
+            log.warning("SIP refused %d request(s) from addresses matching no trunk "
+                        "(latest %s from %s:%d)", self._strangers_unlogged, request.method,
+                        source.host, source.port)
+            self._strangers_logged_at = now
+            self._strangers_unlogged = 0
 
     def _on_cancel(self, cancel: SipRequest,
                    txn: InviteServerTransaction | NonInviteServerTransaction) -> None:
