@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
+
 from trunkline.ai.dialect import make_dialect
 from trunkline.ai.events import CallInfo
 from trunkline.ai.client_link import ClientAudioHub
@@ -37,6 +40,11 @@ class SipTelephony:
         self.rtp_ports = rtp_ports
         self.audio = audio
         self.advertised_media_host = advertised_media_host
+
+    def admit_trunks(self, trunks: Sequence[TrunkConfig]) -> None:
+        """Dialog-creating requests from an address that matches none of ``trunks`` get one
+        stateless 403 from the endpoint (PROTOCOL.md §6 Inbound)."""
+        self.endpoint.admit_only(lambda source: trunk_for_source(trunks, source) is not None)
 
     def place_call(self, trunk: TrunkConfig, to: str, call_from: str, events: LegEvents) -> SipLeg:
         return SipLeg(self, trunk, to, call_from, events)
@@ -77,6 +85,25 @@ class SipTelephony:
         """Who we are on a call placed as ``call_from``: its From, and Referred-By when it transfers."""
         local_host, local_port = self.endpoint.address
         return f"sip:{call_from or 'trunkline'}@{_host(local_host)}:{local_port}"
+
+
+def trunk_for_source(trunks: Sequence[TrunkConfig], source: SipTarget) -> TrunkConfig | None:
+    """The trunk a request from ``source`` belongs to: the first whose host is its address.
+
+    Only the address counts, not the port: carriers often send from another port than the one
+    they listen on. A trunk named by a host name matches nothing until names are resolved.
+    """
+    try:
+        address = ipaddress.ip_address(source.host)
+    except ValueError:
+        return None
+    for trunk in trunks:
+        try:
+            if ipaddress.ip_address(trunk.host.strip("[]")) == address:
+                return trunk
+        except ValueError:
+            continue
+    return None
 
 
 def _host(host: str) -> str:
