@@ -47,6 +47,8 @@ class ServerConfig:
     cert_names: tuple[str, ...] = ()  # DNS names / IPs the local certificate carries beyond LOCAL_NAMES
     event_replay_grace_s: float = 60.0
     event_replay_limit: int = 10_000
+    unauthenticated_request_timeout_s: int = 10  # a request opened before Authenticate is reset if unfinished by then
+    pending_request_bytes: int = 8 << 20  # unfinished request bytes an authenticated connection may hold
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,8 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
         cert_names=_cert_names(s),
         event_replay_grace_s=float(s.int_in("event_replay_grace_s", 60, 0, 3600)),
         event_replay_limit=s.int_in("event_replay_limit", 10_000, 0, 1_000_000),
+        unauthenticated_request_timeout_s=s.int_in("unauthenticated_request_timeout_s", 10, 1, 300),
+        pending_request_bytes=s.int_in("pending_request_bytes", 8 << 20, 2 << 20, 1 << 30),
     )
     s.done()
     if (server.cert_file is None) != (server.key_file is None):

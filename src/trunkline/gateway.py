@@ -30,6 +30,7 @@ from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
 from trunkline.rpc.dispatch import Dispatcher
 from trunkline.rpc.handlers import RpcHandlers
+from trunkline.rpc.intake import IntakeLimits
 from trunkline.rpc.server import RpcServer, server_configuration
 from trunkline.sip_engine import SipEndpoint
 from trunkline.store import SqliteStore
@@ -102,6 +103,8 @@ class Gateway:
         self.rpc = RpcServer(
             self.handlers, self.dispatcher,
             server_configuration(str(self.certificate.cert_path), str(self.certificate.key_path)),
+            IntakeLimits(timeout_before_auth_s=config.server.unauthenticated_request_timeout_s,
+                         pending_bytes=config.server.pending_request_bytes),
         )
         self._maintenance: asyncio.Task | None = None
         self.store: SqliteStore | None = None

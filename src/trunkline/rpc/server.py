@@ -1,7 +1,8 @@
 """The aioquic edge of the RPC: one protocol object per QUIC connection, streams to dispatcher.
 
 Everything that can go wrong on one stream (a torn frame, a handler error, a peer that resets or
-never reads) is contained to that stream; a connection's teardown releases its subscriptions.
+never reads) is contained to that stream; a connection's teardown releases its subscriptions. What
+a connection may hold in unfinished requests is :mod:`trunkline.rpc.intake`'s to decide (§5).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from trunkline.enums import ErrorCode
 from trunkline.rpc.dispatch import Dispatcher, Outcome, Reply, Reset
 from trunkline.rpc.errors import reset_code
 from trunkline.rpc.handlers import RpcHandlers, event_to_dto
+from trunkline.rpc.intake import IntakeLimits, RequestIntake
 from trunkline.rpc.session import Session
-from trunkline.wire import FRAME_LIMIT, FrameDecoder, FrameError, WireError, encode_frame, request_frame_ready
+from trunkline.wire import FrameDecoder, FrameError, WireError, encode_frame
 from trunkline.wire.dtos import AudioFrame
 from trunkline.wire.methods import AUDIO_FRAME_METHOD_ID, CALL_EVENT_METHOD_ID
 
@@ -47,12 +49,12 @@ def _client_bidi(stream_id: int) -> bool:
 
 
 class RpcConnection(QuicConnectionProtocol):
-    def __init__(self, *args: Any, handlers: RpcHandlers, dispatcher: Dispatcher, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, handlers: RpcHandlers, dispatcher: Dispatcher, limits: IntakeLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._handlers = handlers
         self._dispatcher = dispatcher
-        self._requests: dict[int, bytearray] = {}
-        self._answered: set[int] = set()  # bidi streams whose request was taken before FIN
+        self._intake = RequestIntake(limits)
+        self._intake_timer: asyncio.TimerHandle | None = None
         self._inbound_audio: dict[int, FrameDecoder] = {}
         self._event_stream: int | None = None
         self._audio_streams: dict[str, int] = {}
@@ -77,8 +79,7 @@ class RpcConnection(QuicConnectionProtocol):
                 elif _client_uni(event.stream_id):
                     self._on_audio_data(event.stream_id, event.data, event.end_stream)
             elif isinstance(event, events.StreamReset):
-                self._requests.pop(event.stream_id, None)
-                self._answered.discard(event.stream_id)
+                self._intake.forget(event.stream_id)
                 self._inbound_audio.pop(event.stream_id, None)
             elif isinstance(event, events.StopSendingReceived):
                 self._forget_outbound(event.stream_id)
@@ -92,31 +93,36 @@ class RpcConnection(QuicConnectionProtocol):
             log.exception("error handling %s", type(event).__name__)
 
     def _on_request_data(self, stream_id: int, data: bytes, fin: bool) -> None:
-        if stream_id in self._answered:
-            if fin:
-                self._answered.discard(stream_id)
+        authorized = self.session.authorized(self._dispatcher.clock())
+        request = self._intake.feed(stream_id, data, fin, authorized, self._loop.time())
+        if not authorized and self._intake_timer is None:
+            self._arm_intake_timer()
+        if request is None:
             return
-        buf = self._requests.get(stream_id)
-        if buf is None:
-            buf = self._requests[stream_id] = bytearray()
-        buf += data
-        if len(buf) > FRAME_LIMIT + 8:
-            del self._requests[stream_id]
-            self._answered.add(stream_id)
-            self._apply(stream_id, Reset(_VALIDATION_RESET, "request larger than the frame limit"))
+        if isinstance(request, Reset):
+            self._apply(stream_id, request)
             return
-        if not fin and not request_frame_ready(buf):
-            return
-        del self._requests[stream_id]
-        if not fin:
-            self._answered.add(stream_id)
-        outcome = self._dispatcher.dispatch(self.session, buf)
+        outcome = self._dispatcher.dispatch(self.session, request)
         if isinstance(outcome, (Reply, Reset)):
             self._apply(stream_id, outcome)
         else:
             task = asyncio.ensure_future(self._apply_later(stream_id, outcome))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _arm_intake_timer(self) -> None:
+        """One timer per connection, at the earliest deadline of its unfinished requests."""
+        deadline = self._intake.next_deadline()
+        if deadline is not None and not self._terminated:
+            self._intake_timer = self._loop.call_at(deadline, self._on_intake_deadline)
+
+    def _on_intake_deadline(self) -> None:
+        self._intake_timer = None
+        timeout = self._intake.limits.timeout_before_auth_s
+        for stream_id in self._intake.expired(self._loop.time()):
+            self._apply(stream_id, Reset(_UNAUTHORIZED_RESET, f"request not finished within {timeout:g} s of opening, before Authenticate"))
+        self._transmit_soon()
+        self._arm_intake_timer()
 
     async def _apply_later(self, stream_id: int, pending: Any) -> None:
         self._apply(stream_id, await pending)
@@ -260,13 +266,13 @@ class RpcConnection(QuicConnectionProtocol):
         if self._terminated:
             return
         self._terminated = True
-        for timer in (self._keepalive, self._expiry):
+        for timer in (self._keepalive, self._expiry, self._intake_timer):
             if timer is not None:
                 timer.cancel()
         self._handlers.close_session(self.session)
         for task in self._tasks:
             task.cancel()
-        self._requests.clear()
+        self._intake.clear()
         self._inbound_audio.clear()
 
 
@@ -303,10 +309,12 @@ class RpcServer:
     """The listening QUIC endpoint. ``configuration`` may be reloaded (certificate renewal) while
     serving: new connections pick up the new chain."""
 
-    def __init__(self, handlers: RpcHandlers, dispatcher: Dispatcher, configuration: QuicConfiguration) -> None:
+    def __init__(self, handlers: RpcHandlers, dispatcher: Dispatcher, configuration: QuicConfiguration,
+                 limits: IntakeLimits = IntakeLimits()) -> None:
         self.handlers = handlers
         self.dispatcher = dispatcher
         self.configuration = configuration
+        self.limits = limits
         self._server: QuicServer | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -315,7 +323,7 @@ class RpcServer:
         )
 
     def _create_protocol(self, *args: Any, **kwargs: Any) -> RpcConnection:
-        return RpcConnection(*args, handlers=self.handlers, dispatcher=self.dispatcher, **kwargs)
+        return RpcConnection(*args, handlers=self.handlers, dispatcher=self.dispatcher, limits=self.limits, **kwargs)
 
     @property
     def address(self) -> tuple[str, int]:
