@@ -18,7 +18,8 @@ from typing import cast
 
 import pytest
 
-from trunkline.sip_engine import IncomingInvite, SipEndpoint
+from trunkline.sip.message import parse_message
+from trunkline.sip_engine import IncomingInvite, SipEndpoint, SipTarget, SipTransportError
 
 from .conftest import WAIT_S
 
@@ -148,3 +149,27 @@ async def test_each_message_gets_the_rfc_answer(
         assert b"\r\nAccept: application/sdp\r\n" in finals[0]
     if status in (405, 501):
         assert b"\r\nAllow: INVITE, " in finals[0]
+
+
+async def test_an_oversize_response_fails_its_request_at_once(
+    peer: tuple[Peer, asyncio.Queue[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 200 with 2,000 headers cannot be read; the OPTIONS fails now, not after timer F (32 s)."""
+    sender, inbox = peer
+    assert sender.transport is not None
+    host, port = sender.transport.get_extra_info("sockname")[:2]
+    endpoint = SipEndpoint("127.0.0.1", 0)
+    await endpoint.start()
+    try:
+        pending = asyncio.ensure_future(endpoint.options(SipTarget(host, port)))
+        request = parse_message(await asyncio.wait_for(inbox.get(), WAIT_S))
+        head = b"".join(f"{name}: {request.headers.get(name)}\r\n".encode()
+                        for name in ("Via", "From", "To", "Call-ID", "CSeq"))
+        sender.transport.sendto(b"SIP/2.0 200 OK\r\n" + head + b"X-Pad: x\r\n" * 2000
+                                + b"Content-Length: 0\r\n\r\n", endpoint.address)
+        with pytest.raises(SipTransportError):
+            await asyncio.wait_for(pending, WAIT_S)
+        assert endpoint.stats.transactions_active == 0
+        assert any("200 response to OPTIONS" in r.getMessage() for r in caplog.records)
+    finally:
+        await endpoint.close()
