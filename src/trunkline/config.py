@@ -73,6 +73,8 @@ class AuthConfig:
 @dataclass(frozen=True)
 class SipConfig:
     listen: HostPort = HostPort("127.0.0.1", 5060)
+    session_expires_s: int = 1800  # RFC 4028 interval our INVITEs ask for; 0 = no session timers
+    min_se_s: int = 90  # the shortest interval we accept (RFC 4028's floor is 90; less only for tests)
 
 
 @dataclass(frozen=True)
@@ -315,8 +317,12 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
         raise ConfigError("tenants: auth.mode = \"jwt\" needs at least one tenant with keys")
 
     sp = root.table("sip")
-    sip = SipConfig(listen=sp.host_port("listen", defaults.sip.listen))
+    sip = SipConfig(listen=sp.host_port("listen", defaults.sip.listen),
+                    session_expires_s=sp.int_in("session_expires_s", 1800, 0, 86_400),
+                    min_se_s=sp.int_in("min_se_s", 90, 1, 86_400))
     sp.done()
+    if sip.session_expires_s and sip.session_expires_s < sip.min_se_s:
+        raise ConfigError(f"sip.session_expires_s: {sip.session_expires_s} is below sip.min_se_s ({sip.min_se_s})")
 
     m = root.table("media")
     ports = m.get("rtp_ports", str, "20000-29999")

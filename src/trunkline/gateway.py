@@ -32,7 +32,7 @@ from trunkline.rpc.dispatch import Dispatcher
 from trunkline.rpc.handlers import RpcHandlers
 from trunkline.rpc.intake import IntakeLimits
 from trunkline.rpc.server import RpcServer, server_configuration
-from trunkline.sip_engine import SipEndpoint
+from trunkline.sip_engine import SessionTimers, SipEndpoint
 from trunkline.store import SqliteStore
 from trunkline.telephony.audio import AudioLibrary
 from trunkline.telephony.sip_telephony import SipTelephony
@@ -85,7 +85,9 @@ class Gateway:
         media = config.media
         self.client_audio = ClientAudioHub(self.events.subscribers)
         self.quic_agents = QuicAgentPool(verify=str(media.agent_ca_file) if media.agent_ca_file else True)
-        self.sip = SipEndpoint(config.sip.listen.host, config.sip.listen.port)
+        sip = config.sip
+        self.sip = SipEndpoint(sip.listen.host, sip.listen.port, session_timers=SessionTimers(
+            sip.session_expires_s, sip.min_se_s) if sip.session_expires_s else None)
         # Four phases 5 ms apart: calls' RTP leaves in four smaller bursts (MediaClock says why).
         self.media_clock = MediaClock(phases=4)
         self.telephony = SipTelephony(

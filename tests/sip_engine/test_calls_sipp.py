@@ -265,3 +265,20 @@ async def test_refer_and_the_notifies_that_report_it(endpoint: SipEndpoint, peer
     assert result.ok and result.successful == 1, result.describe()
     assert result.requests("REFER", "received")[0].header("Refer-To") == refer_to
     assert len(result.responses(200, direction="received", cseq_method="NOTIFY")) >= 2
+
+
+async def test_session_timer_422_is_retried_and_the_peers_refresh_answered(
+        endpoint: SipEndpoint, peers: list) -> None:
+    """RFC 4028: a 422 gets the INVITE again with its Min-SE; an UPDATE refreshing the session gets
+    a 200 saying who refreshes, with Require: timer when it is the peer."""
+    sipp, target = await start_uas(peers, "uas_session_422_update")
+    rec = Recorder()
+    endpoint.invite(target, **call_uris(target), sdp=OFFER, listener=rec)
+    await rec.wait_for("remote_bye")
+    result = await sipp.await_result(SIPP_TIMEOUT_S)
+    assert result.ok, result.describe()
+    invites = result.requests("INVITE", "received")
+    assert [m.header("Session-Expires") for m in invites] == ["1800", "1900"]
+    assert invites[0].header("Supported") == "timer" and invites[0].header("Min-SE") == "90"
+    (update_ok,) = result.responses(200, direction="received", cseq_method="UPDATE")
+    assert update_ok.header("Session-Expires") == "1900;refresher=uac" and update_ok.header("Require") == "timer"

@@ -12,6 +12,7 @@ It may import ``trunkline.sip`` only. It must not import ``media``, ``media_engi
 on this package rather than the reverse.
 """
 
+from trunkline.sip.session_timer import SessionTimers
 from trunkline.sip.transaction import TimerConfig
 
 from .call import CallListener, CallState, OutgoingCall
@@ -39,6 +40,7 @@ __all__ = [
     "SipEndpoint",
     "SipTarget",
     "SipTimeoutError",
+    "SessionTimers",
     "SipTransportError",
     "TimerConfig",
 ]

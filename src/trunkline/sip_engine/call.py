@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from trunkline.sip.dialog import TARGET_REFRESH_METHODS, Dialog, DialogError, DialogState
 from trunkline.sip.digest import DigestClient
 from trunkline.sip.message import (
+    Headers,
     NameAddr,
     SipParseError,
     SipRequest,
@@ -25,6 +26,7 @@ from trunkline.sip.message import (
     generate_call_id,
     generate_tag,
 )
+from trunkline.sip.session_timer import Session
 from trunkline.sip.transaction import (
     InviteClientTransaction,
     InviteServerTransaction,
@@ -138,6 +140,13 @@ class OutgoingCall:
         user = _user_of(from_uri)
         self._contact = endpoint.contact(target, user)
         self._seq = 1
+        self._local_sdp = sdp  # what a session refresh re-INVITE offers again (RFC 4028 §7.4)
+        timers = endpoint.session_timers
+        self._session_interval = timers.session_expires if timers is not None else 0
+        self._session: Session | None = None
+        self._session_since = 0.0  # loop time of the last refresh
+        self._session_handle: asyncio.TimerHandle | None = None
+        self._peer_allows_update = False
         self._invite = self._build_invite()
         self._invite_txn: InviteClientTransaction | None = None
         self._provisional_seen = False
@@ -225,6 +234,10 @@ class OutgoingCall:
             h.add(name, value)
         for name, value in self._digest.headers:
             h.add(name, value)
+        timers = self._endpoint.session_timers
+        if timers is not None:
+            for name, value in timers.request_headers(self._session_interval):
+                h.add(name, value)
         if self._sdp:
             h.add("Content-Type", "application/sdp")
         return SipRequest("INVITE", self._request_uri, h, self._sdp)
@@ -243,7 +256,8 @@ class OutgoingCall:
             self._on_provisional(message)
         elif status < 300:
             self._on_2xx(message)
-        elif not (status in (401, 407) and self._retry_with_auth(message)):
+        elif not (status in (401, 407) and self._retry_with_auth(message)
+                  or status == 422 and self._retry_with_longer_session(message)):
             self._fail(status, message.reason, header_summary(message.headers))
 
     def _on_invite_error(self, status: int, reason: str) -> None:
@@ -299,6 +313,8 @@ class OutgoingCall:
             self._send_bye()
             return
         self.state = "confirmed"
+        self._peer_allows_update = _has_token(response.headers, "Allow", "UPDATE")
+        self._session_granted(response)
         self._notify("on_answered", response.body)
 
     def _stray_2xx(self, response: SipResponse) -> None:
@@ -331,6 +347,18 @@ class OutgoingCall:
         """Answer a 401/407 with a new INVITE: next CSeq, same Call-ID and From tag (§22.2)."""
         if self._cancel_requested or not self._digest.answer(response, self._invite):
             return False
+        self._seq += 1
+        self._invite = self._build_invite()
+        self._start()
+        return True
+
+    def _retry_with_longer_session(self, response: SipResponse) -> bool:
+        """Answer a 422 with a new INVITE asking for the Min-SE it names (RFC 4028 §7.3)."""
+        timers = self._endpoint.session_timers
+        interval = timers.retry_interval(response, self._session_interval) if timers else None
+        if self._cancel_requested or interval is None:
+            return False
+        self._session_interval = interval
         self._seq += 1
         self._invite = self._build_invite()
         self._start()
@@ -374,6 +402,7 @@ class OutgoingCall:
     def _send_bye(self) -> None:
         dialog = self._dialog
         self.state = "terminating"
+        self._stop_session()
         if dialog is None:
             self._terminate()
             return
@@ -443,16 +472,27 @@ class OutgoingCall:
             if method == "INVITE" and self._invite_pending:
                 ep._respond(txn, build_response(request, 491))
                 return
+            timers = ep.session_timers
+            session: Session | None = None
+            headers: list[tuple[str, str]] = []
+            if timers is not None:
+                status, headers, session = timers.answer(request)
+                if status == 422:
+                    ep._respond(txn, build_response(request, 422, headers=headers))
+                    return
             try:
                 status, answer = self._listener.on_reinvite(request.body or None)
             except Exception:
                 log.exception("on_reinvite failed")
                 status, answer = 500, None
-            headers: list[tuple[str, str]] = []
             if 200 <= status < 300:
                 headers.append(("Contact", self._contact))
                 if answer:
                     headers.append(("Content-Type", "application/sdp"))
+                    self._local_sdp = answer
+                self._start_session(session)
+            else:
+                headers = []
             response = build_response(request, status, headers=headers,
                                       body=answer if 200 <= status < 300 and answer else b"")
             ep._respond(txn, response, on_ack_timeout=self.hangup)
@@ -473,6 +513,76 @@ class OutgoingCall:
         else:
             ep._respond(txn, build_response(request, 501, headers=(("Allow", ALLOW),)))
 
+    # ------------------------------------------------------------------ session timer (RFC 4028)
+
+    def _session_headers(self) -> list[tuple[str, str]]:
+        """What our re-INVITEs and UPDATEs say about the session timer: each one refreshes it."""
+        timers = self._endpoint.session_timers
+        if timers is None:
+            return []
+        session = self._session
+        refresher = None if session is None else "uac" if session.we_refresh else "uas"
+        return timers.request_headers(self._session_interval, refresher)
+
+    def _session_granted(self, response: SipResponse) -> None:
+        """A 2xx to our INVITE, re-INVITE or UPDATE: the session timer it sets, or none."""
+        timers = self._endpoint.session_timers
+        self._start_session(timers.granted(response) if timers is not None else None)
+
+    def _start_session(self, session: Session | None) -> None:
+        """One timer per call, re-armed at every refresh to our next duty (refresh or expiry)."""
+        self._stop_session()
+        self._session = session
+        if session is None or self.state != "confirmed":
+            return
+        self._session_interval = session.interval
+        self._session_since = self._endpoint._now()
+        self._session_handle = self._endpoint.call_later(session.due_in, self._session_due)
+
+    def _stop_session(self) -> None:
+        if self._session_handle is not None:
+            self._session_handle.cancel()
+            self._session_handle = None
+
+    def _session_due(self) -> None:
+        self._session_handle = None
+        session = self._session
+        if session is None or self.state != "confirmed" or self._dialog is None:
+            return
+        if not session.we_refresh:
+            log.info("call %s: no session refresh from the peer within %d s (RFC 4028); sending BYE",
+                     self.call_id, session.interval)
+            self._notify("on_failed", NO_RESPONSE, "session expired without a refresh", {})
+            self._send_bye()
+            return
+        method = "UPDATE" if self._peer_allows_update else "INVITE"
+        if method == "INVITE" and self._invite_pending:
+            # The re-INVITE in flight refreshes the session when answered; look again shortly.
+            self._session_handle = self._endpoint.call_later(1.0, self._session_due)
+            return
+        body = self._local_sdp if method == "INVITE" else b""
+        base = [("Content-Type", "application/sdp")] if body else []
+        future: asyncio.Future[tuple[int, bytes | None]] = asyncio.get_running_loop().create_future()
+        if method == "INVITE":
+            self._invite_pending = True
+        _InDialogRequest(self, self._dialog, method, base, body, future).send()
+        future.add_done_callback(lambda done: self._refresh_done(method, done.result()[0]))
+
+    def _refresh_done(self, method: str, status: int) -> None:
+        """A refused refresh leaves the session to expire: the peer will not wait past expiry
+        either, so the call ends then unless the peer refreshes it meanwhile."""
+        if method == "INVITE":
+            self._invite_pending = False
+        self._after_in_dialog(status)
+        session = self._session
+        if status < 300 or session is None or self.state != "confirmed":
+            return
+        log.warning("call %s: session refresh %s answered %d", self.call_id, method, status)
+        self._session = Session(session.interval, we_refresh=False)
+        self._stop_session()
+        delay = self._session_since + self._session.due_in - self._endpoint._now()
+        self._session_handle = self._endpoint.call_later(max(delay, 0.0), self._session_due)
+
     # ------------------------------------------------------------------ ending
 
     def _fail(self, status: int, reason: str, headers: dict[str, str]) -> None:
@@ -488,6 +598,7 @@ class OutgoingCall:
             return
         self.state = "terminated"
         self._stop_cancel_timer()
+        self._stop_session()
         if self._dialog_key is not None:
             self._endpoint.remove_dialog(self._dialog_key, self)
         self._endpoint._calls.discard(self)
@@ -516,6 +627,12 @@ def _angle(uri: str) -> str:
     """A From/To value: bare URIs get angle brackets so their parameters stay URI parameters."""
     uri = uri.strip()
     return uri if uri.startswith(("<", '"')) or "<" in uri else f"<{uri}>"
+
+
+def _has_token(headers: Headers, name: str, token: str) -> bool:
+    """Whether a list header (Allow, Supported) names ``token``."""
+    return any(token.lower() == item.strip().lower()
+               for value in headers.get_all(name) for item in value.split(","))
 
 
 def _user_of(uri: str) -> str | None:
@@ -552,9 +669,10 @@ class _InDialogRequest:
     def send(self) -> None:
         call = self._call
         contact = call._contact if self._method in TARGET_REFRESH_METHODS else None
+        session = call._session_headers() if self._method in ("INVITE", "UPDATE") else []
         self._request = self._dialog.create_request(
             self._method, via=call._endpoint.via(self._hop), contact=contact,
-            headers=[*self._base, *self._digest.headers], body=self._body)
+            headers=[*self._base, *session, *self._digest.headers], body=self._body)
         call._endpoint.start_client(self._request, self._hop, self._on_message, self._on_error)
 
     def _on_message(self, message: SipRequest | SipResponse) -> None:
@@ -573,8 +691,26 @@ class _InDialogRequest:
         if message.status in (401, 407) and self._digest.answer(message, request):
             self.send()
             return
+        if message.status == 422 and self._retry_with_longer_session(message):
+            return
         self._dialog.receive_response(message)
+        if 200 <= message.status < 300 and self._method in ("INVITE", "UPDATE"):
+            if self._body:
+                self._call._local_sdp = self._body
+            self._call._session_granted(message)
         self._future.set_result((message.status, message.body or None))
+
+    def _retry_with_longer_session(self, response: SipResponse) -> bool:
+        call = self._call
+        timers = call._endpoint.session_timers
+        if timers is None or self._method not in ("INVITE", "UPDATE"):
+            return False
+        interval = timers.retry_interval(response, call._session_interval)
+        if interval is None:
+            return False
+        call._session_interval = interval
+        self.send()
+        return True
 
     def _on_error(self, status: int, reason: str) -> None:
         if not self._future.done():

@@ -37,6 +37,7 @@ from trunkline.sip.message import (
     generate_tag,
     parse_message,
 )
+from trunkline.sip.session_timer import SessionTimers
 from trunkline.sip.transaction import (
     Action,
     Deliver,
@@ -208,11 +209,14 @@ class SipEndpoint:
         timers: TimerConfig | None = None,
         advertised_host: str | None = None,
         limits: ParserLimits = DEFAULT_LIMITS,
+        session_timers: SessionTimers | None = SessionTimers(),
     ) -> None:
         self.listen_host = listen_host
         self.listen_port = listen_port
         self.user_agent = user_agent
         self.timers = timers or TimerConfig()
+        self.session_timers = session_timers
+        """RFC 4028 wishes for our calls' INVITEs and answers; None: no session timers at all."""
         self.limits = limits
         self._advertised = advertised_host or (
             None if listen_host in ("", "0.0.0.0", "::") else listen_host
