@@ -8,7 +8,8 @@ from tests.calls.fakes import FakeTelephony, ManualTimers
 from trunkline.calls.errors import CallError
 from trunkline.calls.events import EventHub
 from trunkline.calls.ports import Announcement, MusicOnHold, Playback, Silence
-from trunkline.calls.service import CallService
+from trunkline.calls import service as service_module
+from trunkline.calls.service import CallService, EndedCall
 from trunkline.calls.ports import AgentSpec
 from trunkline.config import AgentConfig, TrunkConfig
 from trunkline.enums import DialplanAction, ErrorCode, EventType
@@ -77,6 +78,24 @@ def test_call_sid_is_an_idempotency_key(world):
     assert len(telephony.legs) == 1
 
 
+def test_an_ended_call_sid_answers_with_its_record_until_it_is_too_old_or_too_many_ended_since(monkeypatch):
+    now = [1000.0]
+    telephony = FakeTelephony()
+    service = CallService(TRUNKS, telephony, EventHub(), ManualTimers(), clock=lambda: now[0])
+    monkeypatch.setattr(service_module, "ENDED_CALLS_KEPT", 2)
+    for sid in ("a", "b", "c"):
+        dial(service, call_sid=sid)
+        telephony.legs[-1].fail(486)
+    assert service.find("t", "a", include_ended=True) is None  # the oldest of three, with room for two
+    repeat = dial(service, call_sid="c")
+    assert (repeat.sid, repeat.status, repeat.q850_cause) == ("c", "BUSY", 17)
+    assert len(telephony.legs) == 3  # no second call placed
+    now[0] += service_module.ENDED_CALL_MAX_AGE_S + 1
+    assert service.find("t", "c", include_ended=True) is None
+    dial(service, call_sid="c")  # an hour on, the sid is free again
+    assert len(telephony.legs) == 4
+
+
 def test_trunk_max_concurrent_is_enforced_and_released(world):
     service, telephony, *_ = world
     for _ in range(3):
@@ -102,8 +121,10 @@ def test_answered_call_events_in_order_with_hangup_statistics(world):
     hangup = rec.got[-1]
     assert (hangup.q850_cause, hangup.codec, hangup.packets_sent, hangup.packets_lost) == (16, "PCMU", 50, 1)
     assert hangup.trunk_id == "carrier" and hangup.call_sid == call.sid
-    assert service.find("t", call.sid) is None and service.find("t", call.sid, include_ended=True) is call
-    assert call.leg is None  # kept for its call_sid, without its media
+    assert service.find("t", call.sid) is None
+    record = service.find("t", call.sid, include_ended=True)
+    assert isinstance(record, EndedCall)  # what is kept of it: not the call, its leg or its media
+    assert (record.status, record.q850_cause, record.packets_sent, record.end_ms) == ("COMPLETED", 16, 50, 1_000_000)
 
 
 @pytest.mark.parametrize("sip,status,cause", [(486, "BUSY", 17), (503, "FAILED", 41), (603, "REJECTED", 21), (404, "FAILED", 1)])

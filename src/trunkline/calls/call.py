@@ -94,7 +94,7 @@ class Call:
         self.leg: Leg | None = None
         self._ending: _Ending | None = None
         self._timers: list[Timer] = []
-        self._final_stats = MediaStats()
+        self.final_stats = MediaStats()
 
     # --- reporting ----------------------------------------------------------------------------
 
@@ -228,8 +228,8 @@ class Call:
         self.state = CallState.ENDED
         self.end_ms = self.service.now_ms()
         self.final_status, self.final_cause = ending.status, ending.cause
-        stats = self.leg.media_stats() if self.leg is not None else MediaStats()
-        self.leg = None  # an ended call is kept for its call_sid's sake: it must not keep its media too
+        stats = self.final_stats = self.leg.media_stats() if self.leg is not None else MediaStats()
+        self.leg = None  # the leg still points at us (its events) until its dialog is gone: no cycle
         duration = (self.end_ms - self.answer_ms) // 1000 if self.answer_ms else 0
         self._emit(
             EventType.CHANNEL_HANGUP_COMPLETE, ending.status, q850_cause=ending.cause,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable
 
 from trunkline.calls.call import App, Call, CallRequest, CallState
@@ -23,9 +23,40 @@ from trunkline.enums import DialplanAction, ErrorCode
 
 log = logging.getLogger(__name__)
 
-#: Ended calls remembered per tenant so a repeated call_sid still answers with that call's state.
+#: Ended calls remembered per tenant, for at most ENDED_CALL_MAX_AGE_S, so a repeated call_sid
+#: still answers with that call's state.
 ENDED_CALLS_KEPT = 10_000
+ENDED_CALL_MAX_AGE_S = 3600
 ORIGINATE_APPS = frozenset(a for a in DialplanAction if a <= DialplanAction.AI_BIDIRECTIONAL_STREAM)
+
+
+@dataclass(slots=True)
+class EndedCall:
+    """What is kept of a call once it has ended: enough to answer a repeated Originate or a lookup,
+    and nothing that holds its leg, media or app (a whole Call graph was ~15 KB per call)."""
+
+    sid: str
+    tenant_id: str
+    trunk_id: str
+    status: str
+    q850_cause: int
+    start_ms: int
+    answer_ms: int
+    end_ms: int
+    packets_sent: int
+    packets_received: int
+    transferred_to: str
+
+    @property
+    def state(self) -> CallState:
+        return CallState.ENDED
+
+    @classmethod
+    def of(cls, call: Call) -> EndedCall:
+        stats = call.final_stats
+        return cls(call.sid, call.tenant_id, call.request.trunk.id, call.final_status, call.final_cause,
+                   call.start_ms, call.answer_ms, call.end_ms, stats.packets_sent, stats.packets_received,
+                   call.transferred_to)
 
 
 class CallService:
@@ -47,7 +78,7 @@ class CallService:
         self.clock = clock
         self.announcements = announcements or {}
         self._live: dict[str, dict[str, Call]] = {}
-        self._ended: dict[str, OrderedDict[str, Call]] = {}
+        self._ended: dict[str, dict[str, EndedCall]] = {}  # per tenant, oldest first
         self._buckets: dict[str, dict[str, dict[str, Call]]] = {}
         self._trunk_load: dict[str, int] = {}
 
@@ -56,7 +87,7 @@ class CallService:
 
     # --- originate / terminate ----------------------------------------------------------------
 
-    def originate(self, tenant_id: str, trunk_id: str, call_sid: str = "", **fields: object) -> Call:
+    def originate(self, tenant_id: str, trunk_id: str, call_sid: str = "", **fields: object) -> Call | EndedCall:
         """Validate, admit and start a call; returns at once (progress comes as events). A known
         ``call_sid`` returns that call instead of placing another."""
         if call_sid:
@@ -116,19 +147,30 @@ class CallService:
     def call_ended(self, call: Call) -> None:
         self._live.get(call.tenant_id, {}).pop(call.sid, None)
         self._trunk_load[call.request.trunk.id] -= 1
-        ended = self._ended.setdefault(call.tenant_id, OrderedDict())
-        ended[call.sid] = call
+        ended = self._ended.setdefault(call.tenant_id, {})
+        ended[call.sid] = EndedCall.of(call)
         if len(ended) > ENDED_CALLS_KEPT:
-            ended.popitem(last=False)
+            del ended[next(iter(ended))]
+        self._forget_old(ended)
 
-    def find(self, tenant_id: str, call_sid: str, include_ended: bool = False) -> Call | None:
+    def _forget_old(self, ended: dict[str, EndedCall]) -> None:
+        horizon = self.now_ms() - ENDED_CALL_MAX_AGE_S * 1000
+        while ended:
+            oldest = next(iter(ended.values()))
+            if oldest.end_ms >= horizon:
+                return
+            del ended[oldest.sid]
+
+    def find(self, tenant_id: str, call_sid: str, include_ended: bool = False) -> Call | EndedCall | None:
         call = self._live.get(tenant_id, {}).get(call_sid)
         if call is None and include_ended:
-            call = self._ended.get(tenant_id, {}).get(call_sid)
+            ended = self._ended.get(tenant_id, {})
+            self._forget_old(ended)
+            return ended.get(call_sid)
         return call
 
     def _require(self, tenant_id: str, call_sid: str) -> Call:
-        call = self.find(tenant_id, call_sid)
+        call = self._live.get(tenant_id, {}).get(call_sid)
         if call is None:
             raise CallError(ErrorCode.ERR_VALIDATION_FAILED, f"no active call {call_sid!r}")
         return call
@@ -209,7 +251,7 @@ class CallService:
         call.bucket = None
 
     def parked_call(self, tenant_id: str, call_sid: str) -> Call | None:
-        call = self.find(tenant_id, call_sid)
+        call = self._live.get(tenant_id, {}).get(call_sid)
         return call if call is not None and call.bucket is not None else None
 
     def buckets(self, tenant_id: str) -> list[tuple[str, int]]:
