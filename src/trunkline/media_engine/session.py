@@ -89,18 +89,17 @@ class _SessionSocket:
     full buffer, an ICMP error reported on the socket) drops that datagram and is counted: RTP must
     not queue behind a blocked socket and reach the peer late."""
 
-    __slots__ = ("_sock", "_fd", "_loop", "_session", "_handler")
+    __slots__ = ("_sock", "_fd", "_loop", "_handler", "errors")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, session: MediaSession,
-        handler: Callable[[bytes, Address], None],
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handler: Callable[[bytes, Address], None],
     ) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._fd = sock.fileno()
         self._loop = loop
-        self._session = session
         self._handler = handler
+        self.errors = 0
         loop.add_reader(self._fd, self._readable)
 
     def _readable(self) -> None:
@@ -109,7 +108,7 @@ class _SessionSocket:
         except (BlockingIOError, InterruptedError):
             return
         except OSError:  # e.g. ICMP unreachable from a peer that has gone away
-            self._session.socket_errors += 1
+            self.errors += 1
             return
         self._handler(data, addr)
 
@@ -117,13 +116,14 @@ class _SessionSocket:
         try:
             self._sock.sendto(data, addr)
         except OSError:
-            self._session.socket_errors += 1
+            self.errors += 1
 
     def close(self) -> None:
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._fd = -1
             self._sock.close()
+            del self._handler  # the session's own method: keeping it would make a cycle of the closed session
 
 
 class MediaSession:
@@ -164,7 +164,6 @@ class MediaSession:
         """Datagrams that were not valid RTP/RTCP (or telephone-event) and were dropped."""
         self.ignored = 0
         """Valid RTP dropped: unexpected payload type, foreign source, or arriving before configure."""
-        self.socket_errors = 0
         self.stale_frames_dropped = 0
         """Frames of a live source dropped because the clock skipped the intervals they were for."""
         self.rtcp_interval = rtcp_interval
@@ -249,8 +248,8 @@ class MediaSession:
             rtp_hold_timeout=rtp_hold_timeout,
         )
         try:
-            session._rtp_socket = _SessionSocket(loop, lease.rtp_socket, session, session._on_rtp_datagram)
-            session._rtcp_socket = _SessionSocket(loop, lease.rtcp_socket, session, session._on_rtcp_datagram)
+            session._rtp_socket = _SessionSocket(loop, lease.rtp_socket, session._on_rtp_datagram)
+            session._rtcp_socket = _SessionSocket(loop, lease.rtcp_socket, session._on_rtcp_datagram)
         except BaseException:
             if hasattr(session, "_rtp_socket"):
                 session._rtp_socket.close()
@@ -332,6 +331,11 @@ class MediaSession:
     @property
     def closed(self) -> bool:
         return self._closing
+
+    @property
+    def socket_errors(self) -> int:
+        """Datagrams that could not be sent or read (a full buffer, an ICMP error from the peer)."""
+        return self._rtp_socket.errors + self._rtcp_socket.errors
 
     def stats(self) -> MediaStatsSnapshot:
         """Call-quality figures; the MOS delay term is half the RTT plus the jitter buffer's delay (none
@@ -492,7 +496,11 @@ class MediaSession:
             self._inband_dtmf.extend([SILENCE_FRAME] * gap_frames)
 
     def close(self) -> None:
-        """Say RTCP BYE, leave the clock, close the sockets and give the port back. Idempotent."""
+        """Say RTCP BYE, leave the clock, close the sockets and give the port back. Idempotent.
+
+        The callbacks and the source are dropped too: they are usually the owner's bound methods and
+        objects holding the session, and with those cycles gone a closed call is freed by reference
+        counting alone, without waiting for (and fragmenting memory until) the cyclic collector."""
         if self._closing:
             return
         self._closing = True
@@ -505,6 +513,8 @@ class MediaSession:
         self._rtp_socket.close()
         self._rtcp_socket.close()
         self._lease.release()
+        self.on_audio = self.on_dtmf = self.on_source_finished = self.on_media_timeout = None
+        self.play(None)
         self._closed.set_result(None)
 
     async def wait_closed(self) -> None:

@@ -410,4 +410,5 @@ class SipLeg:
             self.unbridge()
         if self._media is not None:
             self._media.close()
+        self._dialog = None  # it holds us as its listener until its transactions end: no cycle through us
         self._events.leg_closed()
