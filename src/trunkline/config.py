@@ -117,6 +117,8 @@ class TrunkConfig:
     ring_timeout_s: int = 60
     max_duration_s: int = 4 * 3600
     keepalive_s: int = 30
+    max_redirects: int = 3  # 3xx responses a call follows, to the trunk's host or redirect_hosts only
+    redirect_hosts: tuple[str, ...] = ()  # hosts other than the trunk's own that a 3xx may send calls to
     rtp_timeout_s: int = 30  # [media]'s unless the trunk says otherwise
     rtp_hold_timeout_s: int = 0
 
@@ -366,6 +368,9 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
         caller_ids = t.get("caller_ids", list, [])
         if not all(isinstance(c, str) for c in caller_ids):
             raise ConfigError(f"{t.key('caller_ids')}: must be a list of strings")
+        redirect_hosts = t.get("redirect_hosts", list, [])
+        if not all(isinstance(h, str) and h for h in redirect_hosts):
+            raise ConfigError(f"{t.key('redirect_hosts')}: must be a list of host names or IP addresses")
         trunk = TrunkConfig(
             id=t.nonempty("id"),
             tenant=t.nonempty("tenant", auth.default_tenant),
@@ -380,6 +385,8 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             ring_timeout_s=t.int_in("ring_timeout_s", 60, 1, 600),
             max_duration_s=t.int_in("max_duration_s", 4 * 3600, 1, 7 * 24 * 3600),
             keepalive_s=t.int_in("keepalive_s", 30, 0, 3600),
+            max_redirects=t.int_in("max_redirects", 3, 0, 10),
+            redirect_hosts=tuple(redirect_hosts),
             rtp_timeout_s=t.int_in("rtp_timeout_s", media.rtp_timeout_s, 0, 86_400),
             rtp_hold_timeout_s=t.int_in("rtp_hold_timeout_s", media.rtp_hold_timeout_s, 0, 86_400),
         )

@@ -65,3 +65,34 @@ async def test_a_refresh_the_carrier_owes_and_never_sends_ends_the_call(start_ga
     assert (hangup.status, hangup.q850_cause) == ("FAILED", 102)
     result = await sipp.await_result(timeout=10)
     assert result.ok and result.requests("BYE", "received"), result.describe()
+
+
+@needs_sipp
+async def test_a_302_is_followed_to_a_second_carrier(start_gateway, peers):
+    second = await peers(uas("uas_answer", timeout_s=30))
+    first = await peers(uas("uas_redirect", timeout_s=30,
+                            scenario_vars={"CONTACT": f"sip:{TO}@127.0.0.1:{second.port}"}))
+    gateway = await start_gateway(carrier(first.port))
+    client, watch = await watched_client(gateway)
+    call = await client.dial(TO, trunk_id="carrier")
+    await watch.until(call.call_sid, "ANSWERED")
+    await client.terminate(call.call_sid)
+    hangup = await watch.hangup(call.call_sid)
+    assert (hangup.status, hangup.q850_cause) == ("COMPLETED", 16)
+    redirected, answered = await first.await_result(timeout=10), await second.await_result(timeout=10)
+    assert redirected.ok and answered.ok, (redirected.describe(), answered.describe())
+    (invite,) = answered.requests("INVITE", "received")
+    assert invite.first_line.startswith(f"INVITE sip:{TO}@127.0.0.1:{second.port} ")
+
+
+@needs_sipp
+async def test_a_302_to_a_host_the_trunk_does_not_allow_fails_the_call(start_gateway, peers, caplog):
+    elsewhere = "sip:premium@192.0.2.9:5060"
+    sipp = await peers(uas("uas_redirect", timeout_s=30, scenario_vars={"CONTACT": elsewhere}))
+    gateway = await start_gateway(carrier(sipp.port))
+    client, watch = await watched_client(gateway)
+    call = await client.dial(TO, trunk_id="carrier")
+    hangup = await watch.hangup(call.call_sid)
+    assert (hangup.status, hangup.q850_cause) == ("FAILED", 23)
+    assert f"Contact {elsewhere} refused" in caplog.text
+    assert (await sipp.await_result(timeout=10)).ok

@@ -13,8 +13,9 @@ from typing import cast
 
 import pytest
 
-from trunkline.sip.message import SipResponse, parse_message
+from trunkline.sip.message import SipRequest, SipResponse, build_response, parse_message
 from trunkline.sip_engine import (
+    RedirectPolicy,
     SipEndpoint,
     SipTarget,
     SipTimeoutError,
@@ -269,3 +270,23 @@ async def test_tcp_refused_fails_the_invite_at_once() -> None:
     rec, failures = await _invite_to_nobody("tcp")
     assert rec.names == ["failed", "terminated"] and rec.failed_status() == TRANSPORT_FAILED
     assert "refused" in failures[0][1]
+
+
+async def test_redirects_are_followed_only_up_to_the_limit(endpoint: SipEndpoint, raw: RawPeer) -> None:
+    """A carrier redirecting to itself forever gets the INVITE 1 + limit times, then the call fails."""
+    assert raw.transport is not None
+    target = SipTarget("127.0.0.1", raw.port)
+    rec = Recorder()
+    endpoint.invite(target, **call_uris(target), sdp=OFFER, listener=rec,
+                    redirects=RedirectPolicy(2, frozenset({"127.0.0.1"})))
+    seqs = []
+    while len(seqs) < 3:
+        invite = parse_message(await asyncio.wait_for(raw.inbox.get(), WAIT_S))
+        if not isinstance(invite, SipRequest) or invite.method != "INVITE":
+            continue  # the ACKs of our 302s
+        seqs.append(invite.cseq.seq)
+        moved = build_response(invite, 302, to_tag="moved",
+                               headers=(("Contact", f"<sip:again@127.0.0.1:{raw.port}>"),))
+        raw.transport.sendto(moved.to_bytes(), endpoint.address)
+    await rec.wait_for("terminated")
+    assert seqs == [1, 2, 3] and rec.failed_status() == 302

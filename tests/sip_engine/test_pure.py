@@ -12,6 +12,7 @@ from trunkline.sip.message import Headers, SipResponse, parse_message
 from trunkline.sip_engine.endpoint import merge_headers, uri_hostport
 from trunkline.sip_engine.routing import (
     Credentials,
+    RedirectPolicy,
     SipTarget,
     granted_expires,
     header_summary,
@@ -125,3 +126,17 @@ def test_the_call_layer_maps_the_engines_statuses_for_no_response() -> None:
     assert outcome(TRANSPORT_FAILED) == ("FAILED", 27)
     assert outcome(NO_RESPONSE) == ("FAILED", 102)
     assert outcome(408) == ("NO_ANSWER", 102) and outcome(503) == ("FAILED", 41)  # a carrier's own
+
+
+def test_a_redirect_goes_to_the_best_allowed_contact_and_names_the_refused_ones() -> None:
+    moved = parse_message(
+        b"SIP/2.0 302 Moved\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\n"
+        b"To: <sip:b@y>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n"
+        b"Contact: <sip:b@203.0.113.5>;q=1.0, <sip:b@10.0.0.2:5080;transport=tcp>;q=0.5\r\n"
+        b"Contact: <sip:b@10.0.0.1:5062>;q=0.7\r\nContent-Length: 0\r\n\r\n")
+    assert isinstance(moved, SipResponse)
+    trunk = SipTarget("10.0.0.1", 5060)
+    policy = RedirectPolicy(3, frozenset({"10.0.0.1", "10.0.0.2"}))
+    chosen, refused = policy.choose(moved, trunk)
+    assert chosen == ("sip:b@10.0.0.1:5062", SipTarget("10.0.0.1", 5062)) and refused == ["sip:b@203.0.113.5"]
+    assert RedirectPolicy(3, frozenset({"10.0.0.9"})).choose(moved, trunk)[0] is None

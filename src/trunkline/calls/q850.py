@@ -6,6 +6,8 @@ from __future__ import annotations
 NORMAL_CLEARING = 16
 USER_BUSY = 17
 NO_ANSWER = 19
+NUMBER_CHANGED = 22
+REDIRECTION = 23  # a 3xx not followed; RFC 3398 §8.2.6.1 maps 23 to SIP and 301 to 22 the other way
 DESTINATION_OUT_OF_ORDER = 27
 TEMPORARY_FAILURE = 41
 RECOVERY_ON_TIMER_EXPIRY = 102
@@ -16,6 +18,7 @@ NO_RESPONSE_STATUS = 1408
 TRANSPORT_FAILED_STATUS = 1503
 
 _CAUSE_BY_STATUS = {
+    301: NUMBER_CHANGED,
     400: 41, 401: 21, 402: 21, 403: 21, 404: 1, 405: 63, 406: 79, 407: 21, 408: 102, 410: 22,
     413: 127, 414: 127, 415: 79, 416: 127, 420: 127, 421: 127, 423: 127, 480: 18, 481: 41,
     482: 25, 483: 25, 484: 28, 485: 1, 486: 17, 487: 127, 488: 65, 500: 41, 501: 79, 502: 38,
@@ -31,7 +34,7 @@ _STATUS_BY_SIP = {486: "BUSY", 600: "BUSY", 408: "NO_ANSWER", 480: "NO_ANSWER", 
 def cause_for_sip_status(status: int) -> int:
     if status in _CAUSE_BY_STATUS:
         return _CAUSE_BY_STATUS[status]
-    return {4: 127, 5: 41, 6: 31}.get(status // 100, 127)
+    return {3: REDIRECTION, 4: 127, 5: 41, 6: 31}.get(status // 100, 127)
 
 
 def hangup_status_for_sip_status(status: int) -> str:

@@ -25,7 +25,7 @@ from .endpoint import (
     SipTransportError,
 )
 from .registration import Registration, RegistrationState
-from .routing import Credentials, SipTarget
+from .routing import Credentials, RedirectPolicy, SipTarget
 
 __all__ = [
     "ALLOW",
@@ -35,6 +35,7 @@ __all__ = [
     "EndpointStats",
     "IncomingInvite",
     "OutgoingCall",
+    "RedirectPolicy",
     "Registration",
     "RegistrationState",
     "SipEndpoint",

@@ -35,7 +35,7 @@ from trunkline.sip.transaction import (
 )
 
 from .endpoint import ALLOW, AuthRetry, DigestRetries
-from .routing import Credentials, SipTarget, header_summary, next_hop
+from .routing import Credentials, RedirectPolicy, SipTarget, header_summary, next_hop
 
 if TYPE_CHECKING:
     from .endpoint import SipEndpoint
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["NO_RESPONSE", "TRANSPORT_FAILED", "CallListener", "CallState", "OutgoingCall"]
 
 log = logging.getLogger(__name__)
+
+_FOLLOWED_REDIRECTS = frozenset((300, 301, 302))
+"""3xx that name where the callee is; 305 (deprecated by RFC 3261) and 380 are not followed."""
 
 _GLARE_ATTEMPTS = 3
 """re-INVITE tries when the peer answers 491 (our own INVITE crossed theirs, RFC 3261 §14.1)."""
@@ -119,6 +122,7 @@ class OutgoingCall:
         listener: CallListener,
         credentials: Credentials | None,
         headers: Sequence[tuple[str, str]],
+        redirects: RedirectPolicy | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._target = target
@@ -131,6 +135,8 @@ class OutgoingCall:
         self._auth = (DigestClient(credentials.username, credentials.password)
                       if credentials is not None else None)
         self._digest = DigestRetries(self._auth)
+        self._redirects = redirects
+        self._redirected = 0
         self.call_id = generate_call_id()
         self.local_tag = generate_tag()
         self.remote_tag: str | None = None
@@ -257,7 +263,8 @@ class OutgoingCall:
         elif status < 300:
             self._on_2xx(message)
         elif not (status in (401, 407) and self._retry_with_auth(message)
-                  or status == 422 and self._retry_with_longer_session(message)):
+                  or status == 422 and self._retry_with_longer_session(message)
+                  or status in _FOLLOWED_REDIRECTS and self._follow_redirect(message)):
             self._fail(status, message.reason, header_summary(message.headers))
 
     def _on_invite_error(self, status: int, reason: str) -> None:
@@ -359,6 +366,35 @@ class OutgoingCall:
         if self._cancel_requested or interval is None:
             return False
         self._session_interval = interval
+        self._seq += 1
+        self._invite = self._build_invite()
+        self._start()
+        return True
+
+    def _follow_redirect(self, response: SipResponse) -> bool:
+        """INVITE the Contact a 300/301/302 names (RFC 3261 §8.1.3.4), if the policy allows it:
+        same Call-ID, From and To, next CSeq, a new Request-URI and target."""
+        policy = self._redirects
+        if policy is None or self._cancel_requested:
+            return False
+        if self._redirected >= policy.limit:
+            log.warning("call %s: %d not followed, %d redirects already", self.call_id,
+                        response.status, self._redirected)
+            return False
+        chosen, refused = policy.choose(response, self._target)
+        for uri in refused:
+            log.warning("call %s: %d Contact %s refused: not the trunk's host nor in its redirect_hosts",
+                        self.call_id, response.status, uri)
+        if chosen is None:
+            return False
+        self._redirected += 1
+        self._request_uri, self._target = chosen
+        self._hop = self._target
+        log.info("call %s: %d, following to %s", self.call_id, response.status, self._request_uri)
+        if self._dialog_key is not None:  # an early dialog of the old target
+            self._endpoint.remove_dialog(self._dialog_key, self)
+            self._dialog, self._dialog_key = None, None
+        self._digest = DigestRetries(self._auth)
         self._seq += 1
         self._invite = self._build_invite()
         self._start()

@@ -55,7 +55,7 @@ from trunkline.sip.transaction import (
     TwoXXRetransmitter,
 )
 
-from .routing import Credentials, SipTarget, response_target, stamp_via
+from .routing import Credentials, RedirectPolicy, SipTarget, response_target, stamp_via
 from .transport import TcpConnection, UdpProtocol
 
 if TYPE_CHECKING:
@@ -331,13 +331,16 @@ class SipEndpoint:
         listener: CallListener,
         credentials: Credentials | None = None,
         headers: Sequence[tuple[str, str]] = (),
+        redirects: RedirectPolicy | None = None,
     ) -> OutgoingCall:
-        """Place a call; returns at once, progress arrives through ``listener`` callbacks."""
+        """Place a call; returns at once, progress arrives through ``listener`` callbacks.
+
+        3xx responses are followed only as ``redirects`` allows (None: never)."""
         from .call import OutgoingCall
 
         self._require_started()
         call = OutgoingCall(self, target, request_uri, from_uri, to_uri, sdp, listener,
-                            credentials, headers)
+                            credentials, headers, redirects)
         self._calls.add(call)
         call._start()
         return call

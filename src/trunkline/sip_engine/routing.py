@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from trunkline.sip.message import Headers, SipParseError, SipRequest, SipResponse, SipUri, Via
+from trunkline.sip.message import Headers, NameAddr, SipParseError, SipRequest, SipResponse, SipUri, Via
 
 __all__ = [
     "Credentials",
+    "RedirectPolicy",
     "SipTarget",
     "TRANSPORTS",
     "granted_expires",
@@ -69,6 +70,43 @@ class Credentials:
 
     username: str
     password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectPolicy:
+    """Which 3xx a call follows (RFC 3261 §8.1.3.4): at most ``limit`` of them, and only to
+    ``hosts`` (the trunk's own and those it names), so a redirect cannot send a paid call anywhere."""
+
+    limit: int = 3
+    hosts: frozenset[str] = frozenset()
+
+    def choose(self, response: SipResponse,
+               fallback: SipTarget) -> tuple[tuple[str, SipTarget] | None, list[str]]:
+        """The Contact to try next, highest q first, with its target; and the Contacts refused."""
+        refused: list[str] = []
+        ranked: list[tuple[float, int, str]] = []
+        for index, contact in enumerate(_contacts(response)):
+            try:
+                q = float(contact.params.get("q") or 1.0)
+                host = contact.sip_uri().host.strip("[]").lower()
+            except (SipParseError, ValueError):
+                refused.append(contact.uri)
+                continue
+            if host in self.hosts:
+                ranked.append((-q, index, contact.uri))
+            else:
+                refused.append(contact.uri)
+        if not ranked:
+            return None, refused
+        uri = min(ranked)[2]
+        return (uri, next_hop(uri, fallback)), refused
+
+
+def _contacts(response: SipResponse) -> list[NameAddr]:
+    try:
+        return response.contacts
+    except SipParseError:
+        return []
 
 
 def is_ip_literal(host: str) -> bool:

@@ -15,7 +15,7 @@ from trunkline.calls.ports import AgentSpec, LegEvents, StreamInfo
 from trunkline.config import TrunkConfig
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
-from trunkline.sip_engine import CallListener, Credentials, OutgoingCall, SipEndpoint, SipTarget
+from trunkline.sip_engine import CallListener, Credentials, OutgoingCall, RedirectPolicy, SipEndpoint, SipTarget
 from trunkline.telephony.audio import AudioLibrary
 from trunkline.telephony.leg import SipLeg
 
@@ -70,8 +70,9 @@ class SipTelephony:
         request_uri = self.destination_uri(trunk, to)
         credentials = Credentials(trunk.username, trunk.password) if trunk.username else None
         target = SipTarget(trunk.host, trunk.port, trunk.transport)
+        redirects = RedirectPolicy(trunk.max_redirects, frozenset(h.lower() for h in (trunk.host, *trunk.redirect_hosts)))
         return self.endpoint.invite(target, request_uri, self.local_uri(call_from), request_uri, sdp, listener,
-                                    credentials)
+                                    credentials, redirects=redirects)
 
     @staticmethod
     def destination_uri(trunk: TrunkConfig, to: str) -> str:
