@@ -410,5 +410,7 @@ class SipLeg:
             self.unbridge()
         if self._media is not None:
             self._media.close()
-        self._dialog = None  # it holds us as its listener until its transactions end: no cycle through us
+        # The dialog holds us as its listener until its transactions end (Timer D: 32 s): by then we
+        # hold neither it (a cycle) nor the media and SDP state, which would wait with us for nothing.
+        self._dialog = self._media = self._sdp = None
         self._events.leg_closed()
