@@ -33,7 +33,7 @@ class RequestIntake:
 
     def __init__(self, limits: IntakeLimits) -> None:
         self.limits = limits
-        self.pending = 0  # bytes held in unfinished requests
+        self._pending = 0  # bytes held in unfinished requests
         self._buffers: dict[int, bytearray] = {}
         # Streams opened before Authenticate. Every deadline is "opened + the same timeout" on a
         # monotonic clock, so insertion order is deadline order and the first is the earliest.
@@ -51,12 +51,13 @@ class RequestIntake:
         if buf is None:
             if not authorized and len(self._buffers) >= limits.streams_before_auth:
                 self._refuse(stream_id, fin)
-                return Reset(_UNAUTHORIZED, f"more than {limits.streams_before_auth} requests in flight before Authenticate")
+                why = f"more than {limits.streams_before_auth} requests in flight before Authenticate"
+                return Reset(_UNAUTHORIZED, why)
             buf = self._buffers[stream_id] = bytearray()
             if not authorized:
                 self._deadlines[stream_id] = now + limits.timeout_before_auth_s
         buf += data
-        self.pending += len(data)
+        self._pending += len(data)
         if not authorized and _claimed_size(buf) > limits.body_before_auth + _HEADER:
             self._refuse(stream_id, fin)
             return Reset(_UNAUTHORIZED, f"request above {limits.body_before_auth} bytes before Authenticate")
@@ -68,9 +69,10 @@ class RequestIntake:
             if not fin:
                 self._ignored.add(stream_id)
             return buf
-        if self.pending > limits.pending_bytes:
+        if self._pending > limits.pending_bytes:
             self._refuse(stream_id, fin)
-            return Reset(reset_code(ErrorCode.ERR_RATE_LIMITED), f"over {limits.pending_bytes} unfinished request bytes")
+            why = f"over {limits.pending_bytes} unfinished request bytes"
+            return Reset(reset_code(ErrorCode.ERR_RATE_LIMITED), why)
         return None
 
     def next_deadline(self) -> float | None:
@@ -96,7 +98,7 @@ class RequestIntake:
         self._buffers.clear()
         self._deadlines.clear()
         self._ignored.clear()
-        self.pending = 0
+        self._pending = 0
 
     def _refuse(self, stream_id: int, fin: bool) -> None:
         self._drop(stream_id)
@@ -106,7 +108,7 @@ class RequestIntake:
     def _drop(self, stream_id: int) -> None:
         buf = self._buffers.pop(stream_id, None)
         if buf is not None:
-            self.pending -= len(buf)
+            self._pending -= len(buf)
         self._deadlines.pop(stream_id, None)
 
 

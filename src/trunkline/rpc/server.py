@@ -49,7 +49,8 @@ def _client_bidi(stream_id: int) -> bool:
 
 
 class RpcConnection(QuicConnectionProtocol):
-    def __init__(self, *args: Any, handlers: RpcHandlers, dispatcher: Dispatcher, limits: IntakeLimits, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, handlers: RpcHandlers, dispatcher: Dispatcher, limits: IntakeLimits,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._handlers = handlers
         self._dispatcher = dispatcher
@@ -118,9 +119,9 @@ class RpcConnection(QuicConnectionProtocol):
 
     def _on_intake_deadline(self) -> None:
         self._intake_timer = None
-        timeout = self._intake.limits.timeout_before_auth_s
+        late = Reset(_UNAUTHORIZED_RESET, "request opened before Authenticate and not finished in time")
         for stream_id in self._intake.expired(self._loop.time()):
-            self._apply(stream_id, Reset(_UNAUTHORIZED_RESET, f"request not finished within {timeout:g} s of opening, before Authenticate"))
+            self._apply(stream_id, late)
         self._transmit_soon()
         self._arm_intake_timer()
 
