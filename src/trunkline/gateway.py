@@ -95,6 +95,7 @@ class Gateway:
             AudioLibrary(hold_music=media.hold_music), client_audio=self.client_audio,
             quic_agents=self.quic_agents, agent_ca_file=str(media.agent_ca_file) if media.agent_ca_file else None,
         )
+        self.telephony.admit_trunks(config.trunks)
         self.trunk_monitor = TrunkMonitor(self.sip, config.trunks)
         self.calls = CallService(config.trunks, self.telephony, self.events, _schedule,
                                  announcements={b.id: b.announcement for b in config.buckets if b.announcement},
