@@ -63,3 +63,23 @@ def test_a_trunk_is_matched_by_address_not_port() -> None:
                             SipTarget("2001:db8:0::1", 5060)) is not None
     assert trunk_for_source([TrunkConfig(id="named", host="sip.example.com")],
                             SipTarget("192.0.2.10", 5060)) is None
+
+
+async def test_a_started_gateway_screens_by_its_trunks(start_gateway) -> None:
+    """The whole gateway, not just the endpoint: its trunk's host may call in, another address may not."""
+    gateway = await start_gateway({"trunks": [{"id": "carrier", "host": "127.0.0.1", "port": 5070}]})
+    loop = asyncio.get_running_loop()
+    answers = {}
+    for source in ("127.0.0.2", "127.0.0.1"):
+        _, peer = await loop.create_datagram_endpoint(RawPeer, local_addr=(source, 0))
+        try:
+            assert peer.transport is not None
+            peer.transport.sendto(request("INVITE", via_host=source, via_port=peer.transport.get_extra_info("sockname")[1]),
+                                  gateway.sip.address)
+            answers[source] = (await asyncio.wait_for(peer.inbox.get(), 10)).split(b"\r\n", 1)[0]
+        finally:
+            assert peer.transport is not None
+            peer.transport.close()
+    assert answers["127.0.0.2"] == b"SIP/2.0 403 Forbidden"
+    assert answers["127.0.0.1"] != b"SIP/2.0 403 Forbidden"
+    assert gateway.sip.stats.strangers_refused == 1
