@@ -12,6 +12,7 @@ import pytest
 from trunkline.config import config_from_dict
 from trunkline.gateway import Gateway
 from trunkline.sdk import Client
+from trunkline.store import SqliteStore
 
 
 @pytest.fixture
@@ -31,6 +32,14 @@ async def start_gateway(tmp_path: Path):
     yield start
     for gateway in started:
         await gateway.close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    """An embedded store in the test's folder, closed afterwards."""
+    opened = SqliteStore.open(tmp_path / "trunkline.db")
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -16,13 +16,6 @@ from trunkline.store import SqliteStore
 TRUNKS = {"carrier": TrunkConfig(id="carrier", tenant="acme"), "theirs": TrunkConfig(id="theirs", tenant="zeta")}
 
 
-@pytest.fixture
-async def store(tmp_path: Path):
-    opened = SqliteStore.open(tmp_path / "trunkline.db")
-    yield opened
-    await opened.close()
-
-
 async def test_routing_set_is_stored_and_a_restart_reads_it_back(tmp_path: Path):
     store = SqliteStore.open(tmp_path / "trunkline.db")
     routes = InboundRoutes(store, TRUNKS, agents=["sales"], clock=lambda: 1800.0)

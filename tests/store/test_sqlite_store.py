@@ -19,13 +19,6 @@ SALES = InboundRouting("acme", "carrier", InboundRule.HANDLE_AI, ai_websocket_ur
                        agent_id="sales", updated_ms=1)
 
 
-@pytest.fixture
-async def store(tmp_path: Path):
-    opened = SqliteStore.open(tmp_path / "trunkline.db")
-    yield opened
-    await opened.close()
-
-
 async def test_routing_round_trips_and_a_second_put_replaces_the_first(store: SqliteStore):
     await store.put_inbound_routing(SALES)
     replaced = InboundRouting("acme", "carrier", InboundRule.REJECT, updated_ms=2)
