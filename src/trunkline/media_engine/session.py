@@ -20,6 +20,9 @@ Choices a peer can observe:
 * A far end that sends neither RTP nor RTCP for ``rtp_timeout`` seconds is taken for gone (a carrier
   that crashed sends no BYE): ``on_media_timeout`` says so. While the stream is not two-way (a hold
   by either end, a wire mute) silence is expected, and ``rtp_hold_timeout`` applies instead.
+* With :attr:`MediaSession.srtp_key` set and an SRTP answer, every RTP and RTCP packet is encrypted
+  and authenticated (RFC 3711); a packet that fails authentication or replays is dropped before it
+  is parsed, so it can neither latch our stream nor reach the statistics.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from trunkline.media.rtcp import (
 )
 from trunkline.media.rtp import RtpSender, is_rtcp, parse_rtp_fields
 from trunkline.media.sdp import NegotiatedMedia
+from trunkline.media.srtp import SdesKey, SrtpContext, SrtpError
 from trunkline.media.stats import MediaStatsSnapshot, ReceiveStatistics, snapshot
 from trunkline.media_engine.clock import Deadline, MediaClock
 from trunkline.media_engine.ports import PortLease, RtpPortPool
@@ -118,12 +122,65 @@ class _SessionSocket:
         except OSError:
             self.errors += 1
 
+    send_rtcp = sendto  # what an SRTP socket encrypts differently from RTP
+
     def close(self) -> None:
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._fd = -1
             self._sock.close()
             del self._handler  # the session's own method: keeping it would make a cycle of the closed session
+
+
+class _SrtpSocket:
+    """A :class:`_SessionSocket` of an SRTP call: encrypts what goes out, authenticates and decrypts
+    what comes in, then hands the clear packet to the session's own handler. It takes the plain
+    socket's place in the session, so a call without SRTP runs exactly the code it ran before."""
+
+    __slots__ = ("_inner", "_deliver", "context", "refused")
+
+    def __init__(self, inner: _SessionSocket, context: SrtpContext, *, rtcp_only: bool) -> None:
+        self._inner = inner
+        self._deliver = inner._handler
+        self.context = context
+        self.refused = 0
+        inner._handler = self._receive_rtcp if rtcp_only else self._receive
+
+    @property
+    def errors(self) -> int:
+        return self._inner.errors
+
+    def _receive(self, data: bytes, addr: Address) -> None:
+        context = self.context
+        try:
+            clear = context.unprotect_rtcp(data) if is_rtcp(data) else context.unprotect(data)
+        except SrtpError as exc:
+            self._refuse(exc, addr)
+            return
+        self._deliver(clear, addr)
+
+    def _receive_rtcp(self, data: bytes, addr: Address) -> None:
+        try:
+            clear = self.context.unprotect_rtcp(data)
+        except SrtpError as exc:
+            self._refuse(exc, addr)
+            return
+        self._deliver(clear, addr)
+
+    def _refuse(self, exc: SrtpError, addr: Address) -> None:
+        if not self.refused:  # the first one says why; a flood of forgeries must not flood the log
+            log.warning("%s from %s dropped (later ones are only counted)", exc, addr)
+        self.refused += 1
+
+    def sendto(self, rtp: bytes, addr: Address) -> None:
+        self._inner.sendto(self.context.protect(rtp), addr)
+
+    def send_rtcp(self, rtcp: bytes, addr: Address) -> None:
+        self._inner.sendto(self.context.protect_rtcp(rtcp), addr)
+
+    def close(self) -> None:
+        self._inner.close()
+        del self._deliver  # the session's method: see _SessionSocket.close
 
 
 class MediaSession:
@@ -160,6 +217,9 @@ class MediaSession:
         self.on_source_finished: Callable[[AudioSource], None] | None = None
         self.on_media_timeout: Callable[[float], None] | None = None
         self.muted = False
+        self.srtp_key: SdesKey | None = None
+        """Our SRTP key (the one our SDP offered or answered with): set before :meth:`configure` on a
+        leg whose SDP negotiates SRTP."""
         self.malformed = 0
         """Datagrams that were not valid RTP/RTCP (or telephone-event) and were dropped."""
         self.ignored = 0
@@ -194,7 +254,7 @@ class MediaSession:
         self._remote: Address | None = None
         self._latched = False
         self._remote_ssrc: int | None = None
-        self._rtcp_target: tuple[_SessionSocket, Address] | None = None
+        self._rtcp_target: tuple[_SessionSocket | _SrtpSocket, Address] | None = None
         self._rtcp_latched = False
         self._packets_at_last_report = 0
         self._next_rtcp = 0.0
@@ -214,8 +274,9 @@ class MediaSession:
         self._source_to_wire: Callable[[bytes], bytes] | None = None  # its law -> ours; None: as is
         self._consumer_codec: G711Codec | None = None
         self._to_consumer: Callable[[bytes], bytes] | None = PCMU.decode  # None: payloads as they are
-        self._rtp_socket: _SessionSocket
-        self._rtcp_socket: _SessionSocket
+        self._rtp_socket: _SessionSocket | _SrtpSocket
+        self._rtcp_socket: _SessionSocket | _SrtpSocket
+        self._srtp_keys: tuple[SdesKey, SdesKey] | None = None
         self._closing = False
         self._sent_slot = -1  # the clock slot whose frame has gone out (possibly ahead of its tick)
         self._closed: asyncio.Future[None] = loop.create_future()
@@ -333,6 +394,11 @@ class MediaSession:
         return self._closing
 
     @property
+    def srtp_refused(self) -> int:
+        """SRTP/SRTCP packets dropped because they failed authentication or were replays."""
+        return getattr(self._rtp_socket, "refused", 0) + getattr(self._rtcp_socket, "refused", 0)
+
+    @property
     def socket_errors(self) -> int:
         """Datagrams that could not be sent or read (a full buffer, an ICMP error from the peer)."""
         return self._rtp_socket.errors + self._rtcp_socket.errors
@@ -362,11 +428,12 @@ class MediaSession:
         keeps the latch, since the SDP address may be the wrong one that latching corrected.
         The far end's silence is counted afresh from here, with the timeout the new direction calls
         for: it has just shown it is there, and after a hold it had no reason to send.
-        Raises MediaError for a codec other than PCMU/PCMA.
+        Raises MediaError for a codec other than PCMU/PCMA, or SRTP without :attr:`srtp_key`.
         """
         if self._closing:
             raise MediaError("media session is closed")
         codec = codec_by_name(negotiated.codec)
+        self._secure(negotiated.remote_crypto)
         if self._negotiated is not None and (codec is not self._codec or negotiated.payload_type != self._audio_pt):
             self._reset_inbound_audio()
         elif self._negotiated is None:
@@ -395,6 +462,28 @@ class MediaSession:
             self._silence_watch.cancel()
             self._silence_watch = None
         self._watch_silence(self._heard_at)
+
+    def _secure(self, remote: SdesKey | None) -> None:
+        """Put SRTP sockets in the plain ones' place when SRTP is negotiated. A re-INVITE that keeps
+        the keys keeps the context: a fresh one would restart the rollover counter and replay window,
+        and encrypting again under the same key from index zero would reuse keystream."""
+        rtp_socket = self._rtp_socket
+        if remote is None:
+            if isinstance(rtp_socket, _SrtpSocket):
+                raise MediaError("SRTP cannot be turned off mid-call")
+            return
+        local = self.srtp_key
+        if local is None:
+            raise MediaError("the far end's SRTP key came without one of ours (srtp_key is not set)")
+        if self._srtp_keys == (local, remote):
+            return
+        context = SrtpContext(local, remote)
+        if isinstance(rtp_socket, _SrtpSocket):
+            rtp_socket.context = self._rtcp_socket.context = context  # type: ignore[union-attr]
+        else:
+            self._rtp_socket = _SrtpSocket(rtp_socket, context, rtcp_only=False)
+            self._rtcp_socket = _SrtpSocket(self._rtcp_socket, context, rtcp_only=True)  # type: ignore[arg-type]
+        self._srtp_keys = (local, remote)
 
     def _watch_silence(self, now: float) -> None:
         """Re-check the far end's silence when it would reach the timeout in force; fire
@@ -724,7 +813,7 @@ class MediaSession:
         except Exception:
             log.exception("RTCP datagram from %s dropped", addr)
 
-    def _on_rtcp(self, data: bytes, addr: Address, sock: _SessionSocket) -> None:
+    def _on_rtcp(self, data: bytes, addr: Address, sock: _SessionSocket | _SrtpSocket) -> None:
         if self._negotiated is None or self._closing:
             self.ignored += 1
             return
@@ -775,7 +864,7 @@ class MediaSession:
         if bye:
             parts.append(Bye((self._rtp.ssrc,)))
         sock, addr = target
-        sock.sendto(build_rtcp(parts), addr)
+        sock.send_rtcp(build_rtcp(parts), addr)
 
     def __repr__(self) -> str:
         return f"<MediaSession port={self._lease.port} remote={self._remote} ssrc={self._rtp.ssrc:08x}>"
