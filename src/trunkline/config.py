@@ -121,6 +121,7 @@ class TrunkConfig:
     redirect_hosts: tuple[str, ...] = ()  # hosts other than the trunk's own that a 3xx may send calls to
     rtp_timeout_s: int = 30  # [media]'s unless the trunk says otherwise
     rtp_hold_timeout_s: int = 0
+    srtp: bool = False  # media as SRTP with SDES keys (RFC 4568); a carrier that answers plain RTP gets 488
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             redirect_hosts=tuple(redirect_hosts),
             rtp_timeout_s=t.int_in("rtp_timeout_s", media.rtp_timeout_s, 0, 86_400),
             rtp_hold_timeout_s=t.int_in("rtp_hold_timeout_s", media.rtp_hold_timeout_s, 0, 86_400),
+            srtp=t.get("srtp", bool, False),
         )
         if trunk.tenant not in known_tenants:
             raise ConfigError(f"{t.key('tenant')}: unknown tenant {trunk.tenant!r}")
