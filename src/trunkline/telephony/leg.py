@@ -87,7 +87,9 @@ class SipLeg:
         self._media.on_media_timeout = self._media_timeout
         self._media.on_audio = self._listener
         host, port = self._media.local_address
-        self._sdp = SdpSession(self._telephony.advertised_media_host or host, port, codecs=("PCMU", "PCMA"), dtmf=True)
+        self._sdp = SdpSession(self._telephony.advertised_media_host or host, port, codecs=("PCMU", "PCMA"), dtmf=True,
+                               srtp=self._trunk.srtp)
+        self._media.srtp_key = self._sdp.crypto
         offer = self._sdp.create_offer("sendrecv").to_bytes()
         self._dialog = self._telephony.invite(self._trunk, self._to, self._call_from, offer, self)
 
