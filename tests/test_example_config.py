@@ -46,6 +46,7 @@ def test_every_key_the_gateway_reads_is_in_the_example(monkeypatch):
     config_from_dict(raw, base_dir=EXAMPLE.parent)
 
     text = EXAMPLE.read_text()
-    documented = set(re.findall(r"\b(\w+) = ", text)) | set(re.findall(r"^#? ?\[\[?(\w+)", text, re.MULTILINE))
+    tables = {part for name in re.findall(r"^#? ?\[\[?([\w.]+)", text, re.MULTILINE) for part in name.split(".")}
+    documented = set(re.findall(r"\b(\w+) = ", text)) | tables
     missing = sorted(key for key in asked if key.rsplit(".", 1)[-1] not in documented)
     assert not missing, f"keys missing from {EXAMPLE.name}: {missing}"

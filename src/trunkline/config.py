@@ -103,6 +103,21 @@ class BucketConfig:
 
 
 @dataclass(frozen=True)
+class InboundConfig:
+    """A trunk's initial inbound routing; routing set over the API (and stored) wins over it."""
+
+    rule: str  # reject | play_and_hangup | notify_and_hangup | handle_ai
+    audio_url: str = ""
+    webhook_url: str = ""
+    ai_websocket_url: str = ""
+    ai_quic_url: str = ""
+    agent: str = ""
+
+
+INBOUND_RULES = ("reject", "play_and_hangup", "notify_and_hangup", "handle_ai")
+
+
+@dataclass(frozen=True)
 class TrunkConfig:
     id: str
     tenant: str = "local"
@@ -114,6 +129,7 @@ class TrunkConfig:
     caller_ids: tuple[str, ...] = ()
     max_concurrent: int = 50
     register: bool = False
+    inbound: InboundConfig | None = None  # None: calls in on this trunk are rejected until routed
     ring_timeout_s: int = 60
     max_duration_s: int = 4 * 3600
     keepalive_s: int = 30
@@ -383,6 +399,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             caller_ids=tuple(caller_ids),
             max_concurrent=t.int_in("max_concurrent", 50, 1, 100_000),
             register=t.get("register", bool, False),
+            inbound=_inbound(t, agents),
             ring_timeout_s=t.int_in("ring_timeout_s", 60, 1, 600),
             max_duration_s=t.int_in("max_duration_s", 4 * 3600, 1, 7 * 24 * 3600),
             keepalive_s=t.int_in("keepalive_s", 30, 0, 3600),
@@ -403,6 +420,25 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
         server=server, auth=auth, tenants=tuple(tenants), sip=sip, media=media,
         trunks=tuple(trunks) if "trunks" in raw else defaults.trunks, buckets=tuple(buckets), agents=tuple(agents), source=source,
     )
+
+
+def _inbound(trunk: _Table, agents: list[AgentConfig]) -> InboundConfig | None:
+    if "inbound" not in trunk.data:
+        return None
+    t = trunk.table("inbound")
+    inbound = InboundConfig(
+        rule=t.choice("rule", "reject", INBOUND_RULES), audio_url=t.get("audio_url", str, ""),
+        webhook_url=t.get("webhook_url", str, ""), ai_websocket_url=t.get("ai_websocket_url", str, ""),
+        ai_quic_url=t.get("ai_quic_url", str, ""), agent=t.get("agent", str, ""),
+    )
+    t.done()
+    if inbound.agent and inbound.agent not in {a.id for a in agents}:
+        raise ConfigError(f"{t.key('agent')}: unknown agent {inbound.agent!r}")
+    needed = {"play_and_hangup": ("audio_url",), "notify_and_hangup": ("webhook_url",),
+              "handle_ai": ("ai_websocket_url", "ai_quic_url", "agent")}.get(inbound.rule, ())
+    if needed and not any(getattr(inbound, name) for name in needed):
+        raise ConfigError(f"{t.key('rule')}: {inbound.rule} needs {' or '.join(needed)}")
+    return inbound
 
 
 def _unique(root: _Table, name: str, ids: list[str]) -> None:

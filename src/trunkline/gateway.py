@@ -15,6 +15,7 @@ from trunkline.ai.client_link import ClientAudioHub
 from trunkline.ai.quic_link import QuicAgentPool
 from trunkline.auth.tokens import KeyRing, TokenVerifier
 from trunkline.calls.events import EventHub
+from trunkline.calls.inbound import InboundRouting, InboundRoutes
 from trunkline.calls.service import CallService
 from trunkline.certs import (
     LOCAL_NAMES,
@@ -26,6 +27,7 @@ from trunkline.certs import (
     load_local_certificate,
 )
 from trunkline.config import Config, HostPort
+from trunkline.enums import InboundRule
 from trunkline.media_engine.clock import MediaClock
 from trunkline.media_engine.ports import RtpPortPool
 from trunkline.rpc.dispatch import Dispatcher
@@ -111,12 +113,17 @@ class Gateway:
         )
         self._maintenance: asyncio.Task | None = None
         self.store: SqliteStore | None = None
+        self.inbound: InboundRoutes | None = None
 
     async def start(self) -> None:
         """Open the store, then bind every listener. A store that cannot be used raises
         :class:`StoreError`, a listener that cannot bind :class:`ListenError`, each naming what."""
         _tune_garbage_collector()
         self.store = SqliteStore.open(self.config.server.data_dir / STORE_FILE)  # before serving: may block
+        self.inbound = InboundRoutes(self.store, {t.id: t for t in self.config.trunks},
+                                     agents=[a.id for a in self.config.agents])
+        await self.inbound.load(initial=_configured_routing(self.config))
+        self.handlers.inbound = self.inbound
         sip_listen, listen = self.config.sip.listen, self.config.server.quic_listen
         try:
             await self.sip.start()
@@ -169,6 +176,14 @@ class Gateway:
         await self.sip.close()
         if self.store is not None:
             await self.store.close()
+
+
+def _configured_routing(config: Config) -> list[InboundRouting]:
+    """The config's [trunks.inbound] tables, as the routing a trunk starts with."""
+    return [InboundRouting(t.tenant, t.id, InboundRule[t.inbound.rule.upper()], audio_url=t.inbound.audio_url,
+                           webhook_url=t.inbound.webhook_url, ai_websocket_url=t.inbound.ai_websocket_url,
+                           ai_quic_url=t.inbound.ai_quic_url, agent_id=t.inbound.agent)
+            for t in config.trunks if t.inbound is not None]
 
 
 def _tune_garbage_collector() -> None:

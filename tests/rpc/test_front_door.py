@@ -32,7 +32,6 @@ LATER = [
     ("originate_bulk", (), {"csv_url": "https://x/a.csv"}, "OriginateBulk"),
     ("abort_bulk", ("camp",), {}, "AbortBulk"),
     ("barge", ("c1",), {}, "Barge"),
-    ("set_inbound_routing", ("carrier", 0), {}, "SetInboundRouting"),
     ("get_incoming_calls", (), {}, "GetIncomingCalls"),
 ]
 

@@ -31,6 +31,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Gateway configuration files
 app.add_typer(config_app, name="config")
 webhook_app = typer.Typer(no_args_is_help=True, help="Signed webhooks (incoming calls waiting for an answer).")
 app.add_typer(webhook_app, name="webhook")
+inbound_app = typer.Typer(no_args_is_help=True, help="What calls coming in on a trunk get.")
+app.add_typer(inbound_app, name="inbound")
 
 # No emoji codes: a fingerprint's ":CD:" or ":AB:" must print as hex, not as a picture.
 out = Console(highlight=False, soft_wrap=True, emoji=False)
@@ -394,6 +396,71 @@ def dtmf(
         fail(f"not DTMF digits: {''.join(bad)} (use 0-9 * # A-D)")
     run_client(ctx, lambda c: c.send_dtmf(call_sid, digits.upper(), mode, duration))
     out.print(f"{call_sid}  sent {digits}")
+
+
+# --- inbound -------------------------------------------------------------------------------------
+
+INBOUND_RULES = {"reject": 0, "play-and-hangup": 1, "notify-and-hangup": 2, "handle-ai": 3}
+
+
+@inbound_app.command("set")
+def inbound_set(
+    ctx: typer.Context,
+    trunk: str = typer.Argument(..., help="The trunk the calls come in on."),
+    rule: str = typer.Option(..., "--rule", help="reject, play-and-hangup, notify-and-hangup or handle-ai."),
+    play: str = typer.Option("", "--play", help="play-and-hangup: an absolute .wav path, file:// or http(s) URL."),
+    webhook: str = typer.Option("", "--webhook", help="notify-and-hangup: the http(s) URL that gets the signed notice."),
+    ws: str = typer.Option("", "--ws", help="handle-ai: the agent's WebSocket URL."),
+    quic: str = typer.Option("", "--quic", help="handle-ai: the agent's QUIC/WebTransport URL."),
+) -> None:
+    """Route a trunk's incoming calls (stored by the gateway: it survives a restart)."""
+    from trunkline.enums import InboundRule
+
+    if rule not in INBOUND_RULES:
+        fail(f"unknown rule {rule!r}; one of: {', '.join(INBOUND_RULES)}")
+    run_client(ctx, lambda c: c.set_inbound_routing(trunk, InboundRule(INBOUND_RULES[rule]), audio_url=play,
+                                                    webhook_url=webhook, ai_websocket_url=ws, ai_quic_url=quic))
+    out.print(f"{trunk}: {rule}")
+
+
+@inbound_app.command("show")
+def inbound_show(
+    ctx: typer.Context,
+    trunk: Optional[str] = typer.Argument(None, help="One trunk (default: every routed trunk)."),
+    config: Optional[Path] = ConfigOption,
+    data_dir: Optional[Path] = DataDirOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show the routing the gateway stored (read from its data directory, on its machine)."""
+    from trunkline.gateway import STORE_FILE
+    from trunkline.store import SqliteStore, StoreError
+
+    cfg = _gateway_config(ctx, config, data_dir)
+    path = cfg.server.data_dir / STORE_FILE
+    if not path.exists():
+        fail(f"no gateway store in {cfg.server.data_dir.resolve()}: no gateway ran with this data directory; "
+             "pass the gateway's --config or --data-dir")
+
+    async def read():
+        store = SqliteStore.open(path)
+        try:
+            return await store.inbound_routings()
+        finally:
+            await store.close()
+
+    try:
+        routings = [r for r in asyncio.run(read()) if trunk is None or r.trunk_id == trunk]
+    except StoreError as exc:
+        fail(str(exc))
+    if as_json:
+        for r in routings:
+            print(json.dumps({**asdict(r), "rule": r.rule.name}), flush=True)
+        return
+    table = Table("tenant", "trunk", "rule", "target")
+    for r in routings:
+        target = r.audio_url or r.webhook_url or r.ai_websocket_url or r.ai_quic_url or r.agent_id
+        table.add_row(r.tenant_id, r.trunk_id, r.rule.name.lower().replace("_", "-"), target)
+    out.print(table)
 
 
 # --- buckets -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 from trunkline.auth.tokens import TokenRejected, TokenVerifier
 from trunkline.calls.call import Call, CallState
 from trunkline.calls.events import CallEvent, EventHub
+from trunkline.calls.inbound import InboundRouting, InboundRoutes
 from trunkline.calls.service import CallService
 from trunkline.enums import ErrorCode
 from trunkline.rpc.errors import NotAvailable, RpcFailure
@@ -45,6 +46,7 @@ class RpcHandlers:
         self.verifier = verifier  # None: open mode
         self.clock = clock
         self.audio_frames_dropped = 0
+        self.inbound: InboundRoutes | None = None  # the gateway sets it once its store is open
 
     def open_session(self, session: Session) -> None:
         """Open mode: every connection acts for the default tenant from its first byte (§5)."""
@@ -126,8 +128,14 @@ class RpcHandlers:
         call = self.calls.terminate(session.tenant_id, req.call_sid)
         return d.TerminateResponse(call_sid=call.sid, status=call.status, timestamp_ms=self._now_ms())
 
-    def set_inbound_routing(self, session: Session, req: d.SetInboundRoutingRequest) -> d.Empty:
-        raise NotAvailable("SetInboundRouting")
+    async def set_inbound_routing(self, session: Session, req: d.SetInboundRoutingRequest) -> d.Empty:
+        """Answered once the routing is stored: an acknowledged routing survives a crash (§6)."""
+        if self.inbound is None:
+            raise NotAvailable("SetInboundRouting")
+        await self.inbound.set(InboundRouting(session.tenant_id, req.trunk_id, req.rule, audio_url=req.audio_url,
+                                              webhook_url=req.webhook_url, ai_websocket_url=req.ai_websocket_url,
+                                              ai_quic_url=req.ai_quic_url))
+        return d.Empty()
 
     def get_incoming_calls(self, session: Session, req: d.GetIncomingCallsRequest) -> d.GetIncomingCallsResponse:
         raise NotAvailable("GetIncomingCalls")
