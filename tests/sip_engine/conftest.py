@@ -49,7 +49,7 @@ class Recorder:
         return [e[0] for e in self.events]
 
     def on_provisional(self, status: int, reason: str, sdp: bytes | None) -> None:
-        self._add("provisional", status)
+        self._add("provisional", status, sdp)
 
     def on_answered(self, sdp: bytes) -> None:
         self._add("answered", sdp)

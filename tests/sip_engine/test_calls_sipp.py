@@ -279,6 +279,6 @@ async def test_session_timer_422_is_retried_and_the_peers_refresh_answered(
     assert result.ok, result.describe()
     invites = result.requests("INVITE", "received")
     assert [m.header("Session-Expires") for m in invites] == ["1800", "1900"]
-    assert invites[0].header("Supported") == "timer" and invites[0].header("Min-SE") == "90"
+    assert invites[0].header("Supported") == "100rel, timer" and invites[0].header("Min-SE") == "90"
     (update_ok,) = result.responses(200, direction="received", cseq_method="UPDATE")
     assert update_ok.header("Session-Expires") == "1900;refresher=uac" and update_ok.header("Require") == "timer"

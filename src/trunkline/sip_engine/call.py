@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 _FOLLOWED_REDIRECTS = frozenset((300, 301, 302))
 """3xx that name where the callee is; 305 (deprecated by RFC 3261) and 380 are not followed."""
 
+SUPPORTED = frozenset(("100rel", "timer"))
+"""Extensions we implement, so a 2xx may ``Require`` them; any other gets ACK, then BYE
+(RFC 3261 §8.1.3.5: the call cannot go on without it)."""
+
 _GLARE_ATTEMPTS = 3
 """re-INVITE tries when the peer answers 491 (our own INVITE crossed theirs, RFC 3261 §14.1)."""
 
@@ -73,7 +77,8 @@ class CallListener(Protocol):
     """
 
     def on_provisional(self, status: int, reason: str, sdp: bytes | None) -> None:
-        """180/183 and other 101-199 responses (100 Trying is not reported)."""
+        """180/183 and other 101-199 responses (100 Trying is not reported); a retransmitted
+        reliable provisional (RFC 3262) is reported once. ``sdp`` of a 183 is the early answer."""
 
     def on_answered(self, sdp: bytes) -> None:
         """The call was answered (2xx); the ACK has been sent."""
@@ -156,6 +161,7 @@ class OutgoingCall:
         self._invite = self._build_invite()
         self._invite_txn: InviteClientTransaction | None = None
         self._provisional_seen = False
+        self._rseq: int | None = None  # RSeq of the last reliable provisional we PRACKed
         self._cancel_requested = False
         self._cancel_timer: asyncio.TimerHandle | None = None
         self._dialog: Dialog | None = None
@@ -240,10 +246,15 @@ class OutgoingCall:
             h.add(name, value)
         for name, value in self._digest.headers:
             h.add(name, value)
+        supported = ["100rel"]
         timers = self._endpoint.session_timers
         if timers is not None:
             for name, value in timers.request_headers(self._session_interval):
-                h.add(name, value)
+                if name == "Supported":
+                    supported.append(value)
+                else:
+                    h.add(name, value)
+        h.add("Supported", ", ".join(supported))
         if self._sdp:
             h.add("Content-Type", "application/sdp")
         return SipRequest("INVITE", self._request_uri, h, self._sdp)
@@ -281,12 +292,44 @@ class OutgoingCall:
         if response.status == 100 or self.state not in ("calling", "early"):
             return
         self.state = "early"
-        if self._dialog is None and response.to_addr.tag:
+        tag = response.to_addr.tag
+        if tag and (self._dialog is None or self._dialog.remote_tag != tag):
             try:
                 self._set_dialog(Dialog.from_uac(self._invite, response))
+                self._rseq = None
             except (DialogError, SipParseError):
                 pass  # no Contact: the early dialog only matters once the 2xx arrives
+        if _has_token(response.headers, "Require", "100rel") and not self._prack(response):
+            return
         self._notify("on_provisional", response.status, response.reason, response.body or None)
+
+    def _prack(self, response: SipResponse) -> bool:
+        """PRACK a reliable provisional (RFC 3262 §4); False for one the listener must not hear
+        again: a retransmission, one out of order, or one that we cannot acknowledge."""
+        dialog = self._dialog
+        try:
+            rseq = int(response.headers.get("RSeq") or "")
+        except ValueError:
+            rseq = -1
+        if dialog is None or dialog.remote_tag != response.to_addr.tag or not 0 < rseq < 2**31:
+            log.warning("call %s: reliable %d without a valid RSeq or early dialog; not PRACKed",
+                        self.call_id, response.status)
+            return False
+        if self._rseq is not None and rseq != self._rseq + 1:
+            return False  # our PRACK's own transaction retransmits it; a gap waits for its turn
+        self._rseq = rseq
+        self._hop = self._next_hop(dialog)
+        cseq = response.cseq
+        future: asyncio.Future[tuple[int, bytes | None]] = (
+            asyncio.get_running_loop().create_future())
+        _InDialogRequest(self, dialog, "PRACK", [("RAck", f"{rseq} {cseq.seq} {cseq.method}")],
+                         b"", future).send()
+        future.add_done_callback(lambda done: self._prack_done(rseq, done.result()[0]))
+        return True
+
+    def _prack_done(self, rseq: int, status: int) -> None:
+        if status >= 300:
+            log.warning("call %s: PRACK for RSeq %d answered %d", self.call_id, rseq, status)
 
     def _on_2xx(self, response: SipResponse) -> None:
         dialog = self._dialog
@@ -320,6 +363,15 @@ class OutgoingCall:
             self._send_bye()
             return
         self.state = "confirmed"
+        unsupported = [token for value in response.headers.get_all("Require")
+                       for token in (item.strip().lower() for item in value.split(","))
+                       if token and token not in SUPPORTED]
+        if unsupported:
+            log.warning("call %s: 2xx requires %s, which we do not support; sending BYE",
+                        self.call_id, ", ".join(unsupported))
+            self._notify("on_failed", 420, f"2xx requires {', '.join(unsupported)}", {})
+            self._send_bye()
+            return
         self._peer_allows_update = _has_token(response.headers, "Allow", "UPDATE")
         self._session_granted(response)
         self._notify("on_answered", response.body)
