@@ -38,6 +38,7 @@ class Recorder:
         self.events: list[tuple[Any, ...]] = []
         self.reinvite_answer = reinvite_answer
         self.reinvite_offers: list[bytes | None] = []
+        self.ack_answers: list[bytes] = []
         self._changed = asyncio.Event()
 
     def _add(self, *event: Any) -> None:
@@ -64,6 +65,10 @@ class Recorder:
         self.reinvite_offers.append(sdp)
         self._add("reinvite")
         return self.reinvite_answer
+
+    def on_ack_answer(self, sdp: bytes) -> None:
+        self.ack_answers.append(sdp)
+        self._add("ack_answer", sdp)
 
     def on_info(self, content_type: str, body: bytes) -> None:
         self._add("info", content_type, body)

@@ -6,7 +6,9 @@ RFC 3311 (an offer asked for by a re-INVITE without SDP, an UPDATE without SDP).
 
 from __future__ import annotations
 
-from tests.peers.sipp import free_udp_port
+import asyncio
+
+from tests.peers.sipp import free_udp_port, parse_message_trace
 from trunkline.sip_engine import SipEndpoint
 
 from .conftest import OFFER, SIPP_TIMEOUT_S, Recorder, call_uris, needs_sipp, start_uas
@@ -46,3 +48,29 @@ async def test_2xx_requiring_an_unknown_extension_gets_ack_then_bye(endpoint: Si
     assert result.ok, result.describe()  # ACKed, then BYE
     assert rec.names == ["failed", "terminated"] and rec.failed_status() == 420
 
+
+async def test_delayed_offer_reinvite_gets_an_offer_and_its_ack_answer_and_update_no_sdp(
+        endpoint: SipEndpoint, peers: list) -> None:
+    """A re-INVITE without SDP is answered with the listener's offer and the ACK's SDP reaches the
+    listener as the answer; an UPDATE without SDP is a refresh: 200 without SDP, listener not asked."""
+    offer = OFFER.replace(b"RTP/AVP 0 101", b"RTP/AVP 0 8 101").replace(
+        b"a=rtpmap:0 PCMU/8000\r\n", b"a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n")
+    new_port = str(free_udp_port())
+    sipp, target = await start_uas(peers, "uas_reinvite_delayed",
+                                   scenario_vars={"RTP_PORT": str(free_udp_port()), "NEW_PORT": new_port})
+    rec = Recorder(reinvite_answer=(200, offer))
+    call = endpoint.invite(target, **call_uris(target), sdp=OFFER, listener=rec)
+    await rec.wait_for("ack_answer")
+    trace = sipp.workdir / "messages.log"
+    while not any(m.status == 200 and m.cseq_method == "UPDATE"
+                  for m in parse_message_trace(trace.read_text())):
+        assert sipp.is_running(), sipp.wait().describe()
+        await asyncio.sleep(0.02)
+    call.hangup()
+    await rec.wait_for("terminated")
+    result = await sipp.await_result(SIPP_TIMEOUT_S)
+    assert result.ok, result.describe()
+    assert rec.reinvite_offers == [None]
+    assert rec.ack_answers == [rec.ack_answers[0]] and f"m=audio {new_port} ".encode() in rec.ack_answers[0]
+    (update_ok,) = result.responses(200, direction="received", cseq_method="UPDATE")
+    assert update_ok.body == "" and update_ok.header("Content-Type") is None

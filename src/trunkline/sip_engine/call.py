@@ -91,8 +91,14 @@ class CallListener(Protocol):
         """The far end hung up; the engine answered 200."""
 
     def on_reinvite(self, sdp: bytes | None) -> tuple[int, bytes | None]:
-        """A re-INVITE or UPDATE offer: return ``(200, answer)`` or e.g. ``(488, None)``."""
+        """A re-INVITE or UPDATE offer: return ``(200, answer)`` or e.g. ``(488, None)``.
+        A re-INVITE without SDP (``sdp`` None) asks for an offer: return ``(200, offer)``, and
+        its answer comes in the ACK (:meth:`on_ack_answer`). An UPDATE without SDP is a session
+        refresh the engine answers itself."""
         ...
+
+    def on_ack_answer(self, sdp: bytes) -> None:
+        """The SDP answer in the ACK to the offer we made in a 200 to a re-INVITE without SDP."""
 
     def on_info(self, content_type: str, body: bytes) -> None:
         """An INFO (e.g. application/dtmf-relay); the engine answers 200."""
@@ -568,11 +574,15 @@ class OutgoingCall:
                 if status == 422:
                     ep._respond(txn, build_response(request, 422, headers=headers))
                     return
-            try:
-                status, answer = self._listener.on_reinvite(request.body or None)
-            except Exception:
-                log.exception("on_reinvite failed")
-                status, answer = 500, None
+            offer = request.body or None
+            if offer is None and method == "UPDATE":
+                status, answer = 200, None  # a refresh, not an offer: no SDP back (RFC 3311 §5.2)
+            else:
+                try:
+                    status, answer = self._listener.on_reinvite(offer)
+                except Exception:
+                    log.exception("on_reinvite failed")
+                    status, answer = 500, None
             if 200 <= status < 300:
                 headers.append(("Contact", self._contact))
                 if answer:
@@ -583,7 +593,9 @@ class OutgoingCall:
                 headers = []
             response = build_response(request, status, headers=headers,
                                       body=answer if 200 <= status < 300 and answer else b"")
-            ep._respond(txn, response, on_ack_timeout=self.hangup)
+            on_ack = (self._ack_answer if method == "INVITE" and offer is None and answer
+                      and 200 <= status < 300 else None)
+            ep._respond(txn, response, on_ack_timeout=self.hangup, on_ack=on_ack)
         elif method == "INFO":
             self._notify("on_info", request.headers.get("Content-Type") or "", request.body)
             ep._respond(txn, build_response(request, 200))
@@ -600,6 +612,16 @@ class OutgoingCall:
             ep._respond(txn, build_response(request, 200, headers=(("Allow", ALLOW),)))
         else:
             ep._respond(txn, build_response(request, 501, headers=(("Allow", ALLOW),)))
+
+    def _ack_answer(self, ack: SipRequest | SipResponse) -> None:
+        """The ACK to our offer in a 200 (delayed-offer re-INVITE) carries the answer (RFC 3264)."""
+        if self._listener_done:
+            return
+        if not ack.body:
+            log.warning("call %s: ACK without the SDP answer to our offer; media unchanged",
+                        self.call_id)
+            return
+        self._notify("on_ack_answer", ack.body)
 
     # ------------------------------------------------------------------ session timer (RFC 4028)
 

@@ -546,8 +546,10 @@ class SipEndpoint:
         conn.send(data)
 
     def _respond(self, txn: InviteServerTransaction | NonInviteServerTransaction,
-                 response: SipResponse, on_ack_timeout: Callable[[], None] | None = None) -> None:
-        """Answer a server transaction; a 2xx to INVITE is then retransmitted until its ACK.
+                 response: SipResponse, on_ack_timeout: Callable[[], None] | None = None,
+                 on_ack: MessageCallback | None = None) -> None:
+        """Answer a server transaction; a 2xx to INVITE is then retransmitted until its ACK,
+        which ``on_ack`` gets (it may carry the SDP answer to an offer in the 2xx).
 
         The core's INVITE transaction sends that 2xx once and leaves retransmission to the UAS
         core (§13.3.1.4); :class:`TwoXXRetransmitter` would send it again on ``start``, so its
@@ -567,7 +569,7 @@ class SipEndpoint:
                 if on_ack_timeout is not None:
                     callback = on_ack_timeout
                     timeout = lambda _status, _reason: callback()  # noqa: E731
-                self._ctx[retransmitter] = _Ctx(ctx.target, None, timeout)
+                self._ctx[retransmitter] = _Ctx(ctx.target, on_ack, timeout)
                 self._table.add(retransmitter)
         self._arm_timer()
 
