@@ -72,7 +72,7 @@ announcement = "https://example.com/vip.wav"
         ({"server": {"quic_listen": "0.0.0.0:9090"}}, "auth.mode: 'open' serves anyone"),
         ({"auth": {"mode": "jwt"}}, "tenants: auth.mode = \"jwt\" needs at least one tenant with keys"),
         ({"tenants": [{"id": "a", "keys": [{"kid": "k", "public_key_pem": "nope"}]}]}, "tenants[0].keys[0].public_key_pem: not a PEM public key"),
-        ({"trunks": [{"id": "t", "port": 70000}]}, "trunks[0].port: 70000 is outside 1..65535"),
+        ({"trunks": [{"id": "t", "port": 70000}]}, "trunks[0].port: 70000 is outside 0..65535"),
         ({"trunks": [{"id": "t", "transport": "sctp"}]}, "trunks[0].transport: 'sctp' is not one of udp, tcp, tls"),
         ({"trunks": [{"id": "t", "tenant": "ghost"}]}, "trunks[0].tenant: unknown tenant 'ghost'"),
         ({"trunks": [{"id": "t"}, {"id": "t"}]}, "trunks[1].id: duplicate id 't'"),

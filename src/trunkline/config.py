@@ -75,6 +75,7 @@ class SipConfig:
     listen: HostPort = HostPort("127.0.0.1", 5060)
     session_expires_s: int = 1800  # RFC 4028 interval our INVITEs ask for; 0 = no session timers
     min_se_s: int = 90  # the shortest interval we accept (RFC 4028's floor is 90; less only for tests)
+    dns_servers: tuple[HostPort, ...] = ()  # for trunk SRV lookups; () = the system's (/etc/resolv.conf)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,8 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
     sp = root.table("sip")
     sip = SipConfig(listen=sp.host_port("listen", defaults.sip.listen),
                     session_expires_s=sp.int_in("session_expires_s", 1800, 0, 86_400),
-                    min_se_s=sp.int_in("min_se_s", 90, 1, 86_400))
+                    min_se_s=sp.int_in("min_se_s", 90, 1, 86_400),
+                    dns_servers=_host_ports(sp, "dns_servers"))
     sp.done()
     if sip.session_expires_s and sip.session_expires_s < sip.min_se_s:
         raise ConfigError(f"sip.session_expires_s: {sip.session_expires_s} is below sip.min_se_s ({sip.min_se_s})")
@@ -392,7 +394,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             id=t.nonempty("id"),
             tenant=t.nonempty("tenant", auth.default_tenant),
             host=t.nonempty("host", "127.0.0.1"),
-            port=t.int_in("port", 5060, 1, 65535),
+            port=t.int_in("port", 0, 0, 65535),  # 0: RFC 3263 (SRV for a name, else 5060, or 5061 for tls)
             transport=t.choice("transport", "udp", ("udp", "tcp", "tls")),
             username=t.get("username", str, ""),
             password=t.get("password", str, ""),
@@ -439,6 +441,14 @@ def _inbound(trunk: _Table, agents: list[AgentConfig]) -> InboundConfig | None:
     if needed and not any(getattr(inbound, name) for name in needed):
         raise ConfigError(f"{t.key('rule')}: {inbound.rule} needs {' or '.join(needed)}")
     return inbound
+
+
+def _host_ports(t: _Table, name: str) -> tuple[HostPort, ...]:
+    values = t.get(name, list, [])
+    try:
+        return tuple(parse_host_port(v) for v in values)
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{t.key(name)}: must be a list of \"host:port\" strings ({exc})") from None
 
 
 def _unique(root: _Table, name: str, ids: list[str]) -> None:

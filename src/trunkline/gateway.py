@@ -35,9 +35,11 @@ from trunkline.rpc.handlers import RpcHandlers
 from trunkline.rpc.intake import IntakeLimits
 from trunkline.rpc.server import RpcServer, server_configuration
 from trunkline.sip_engine import SessionTimers, SipEndpoint
+from trunkline.sip_engine.resolver import TrunkResolver
 from trunkline.store import SqliteStore
 from trunkline.telephony.audio import AudioLibrary
 from trunkline.telephony.sip_telephony import SipTelephony
+from trunkline.telephony.trunk_dns import TrunkDirectory
 from trunkline.telephony.trunk_health import TrunkMonitor
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,8 @@ class Gateway:
         self.client_audio = ClientAudioHub(self.events.subscribers)
         self.quic_agents = QuicAgentPool(verify=str(media.agent_ca_file) if media.agent_ca_file else True)
         sip = config.sip
+        self.trunk_directory = TrunkDirectory(config.trunks, TrunkResolver(
+            nameservers=[(d.host, d.port) for d in sip.dns_servers] or None))
         self.sip = SipEndpoint(sip.listen.host, sip.listen.port, session_timers=SessionTimers(
             sip.session_expires_s, sip.min_se_s) if sip.session_expires_s else None)
         # Four phases 5 ms apart: calls' RTP leaves in four smaller bursts (MediaClock says why).
@@ -96,9 +100,10 @@ class Gateway:
             self.sip, self.media_clock, RtpPortPool(media.bind, media.rtp_port_min, media.rtp_port_max),
             AudioLibrary(hold_music=media.hold_music), client_audio=self.client_audio,
             quic_agents=self.quic_agents, agent_ca_file=str(media.agent_ca_file) if media.agent_ca_file else None,
+            directory=self.trunk_directory,
         )
-        self.telephony.admit_trunks(config.trunks)
-        self.trunk_monitor = TrunkMonitor(self.sip, config.trunks)
+        self.telephony.admit_trunks()
+        self.trunk_monitor = TrunkMonitor(self.sip, config.trunks, self.trunk_directory)
         self.calls = CallService(config.trunks, self.telephony, self.events, _schedule,
                                  announcements={b.id: b.announcement for b in config.buckets if b.announcement},
                                  agents=config.agents)
@@ -131,6 +136,7 @@ class Gateway:
             await self.close()
             raise ListenError("SIP (udp/tcp)", sip_listen, "sip.listen", exc) from None
         log.info("SIP on udp/tcp %s:%d", *self.sip.address)
+        await self.trunk_directory.start()
         self.trunk_monitor.start()
         try:
             await self.rpc.start(listen.host, listen.port)
@@ -172,6 +178,7 @@ class Gateway:
             self._maintenance.cancel()
         self.rpc.close()
         await self.trunk_monitor.close()
+        self.trunk_directory.close()
         await self.quic_agents.close()
         await self.sip.close()
         if self.store is not None:

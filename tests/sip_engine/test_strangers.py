@@ -14,7 +14,7 @@ import pytest
 
 from trunkline.config import TrunkConfig
 from trunkline.sip_engine import SipEndpoint, SipTarget, TimerConfig
-from trunkline.telephony.sip_telephony import trunk_for_source
+from trunkline.telephony.trunk_dns import TrunkDirectory
 
 from .test_endpoint import RawPeer, raw, request  # noqa: F401 - raw is a fixture
 
@@ -25,7 +25,7 @@ TRUNK = TrunkConfig(id="carrier", host="192.0.2.10", port=5060)
 async def screened() -> AsyncIterator[SipEndpoint]:
     """Short timers: a stateful 403 would be sent again within 20 ms, and eleven times in 1.3 s."""
     ep = SipEndpoint("127.0.0.1", 0, timers=TimerConfig(t1=0.02, t2=0.16, t4=0.2, timer_d=0.5))
-    ep.admit_only(lambda source: trunk_for_source([TRUNK], source) is not None)
+    ep.admit_only(lambda source: TrunkDirectory([TRUNK]).owner(source.host) is not None)
     await ep.start()
     yield ep
     await ep.close()
@@ -57,17 +57,24 @@ async def test_a_stranger_may_still_ask_options(screened: SipEndpoint, raw: RawP
 
 
 def test_a_trunk_is_matched_by_address_not_port() -> None:
-    assert trunk_for_source([TRUNK], SipTarget("192.0.2.10", 41000)) is TRUNK
-    assert trunk_for_source([TRUNK], SipTarget("192.0.2.11", 5060)) is None
-    assert trunk_for_source([TrunkConfig(id="v6", host="[2001:db8::1]")],
-                            SipTarget("2001:db8:0::1", 5060)) is not None
-    assert trunk_for_source([TrunkConfig(id="named", host="sip.example.com")],
-                            SipTarget("192.0.2.10", 5060)) is None
+    assert TrunkDirectory([TRUNK]).owner("192.0.2.10") is TRUNK
+    assert TrunkDirectory([TRUNK]).owner("192.0.2.11") is None
+    assert TrunkDirectory([TrunkConfig(id="v6", host="[2001:db8::1]")]).owner("2001:db8:0::1") is not None
 
 
-async def test_a_started_gateway_screens_by_its_trunks(start_gateway) -> None:
-    """The whole gateway, not just the endpoint: its trunk's host may call in, another address may not."""
-    gateway = await start_gateway({"trunks": [{"id": "carrier", "host": "127.0.0.1", "port": 5070}]})
+async def test_a_trunk_named_by_host_name_matches_its_resolved_addresses() -> None:
+    named = TrunkConfig(id="named", host="localhost", port=5060)
+    directory = TrunkDirectory([named])
+    assert directory.owner("127.0.0.1") is None  # not looked up yet
+    await directory.refresh()
+    assert directory.owner("127.0.0.1") is named
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_started_gateway_screens_by_its_trunks(start_gateway, host: str) -> None:
+    """The whole gateway, not just the endpoint: its trunk's host (by address or by a name that
+    resolves to it) may call in, another address may not."""
+    gateway = await start_gateway({"trunks": [{"id": "carrier", "host": host, "port": 5070}]})
     loop = asyncio.get_running_loop()
     answers = {}
     for source in ("127.0.0.2", "127.0.0.1"):
