@@ -76,6 +76,9 @@ class SipConfig:
     session_expires_s: int = 1800  # RFC 4028 interval our INVITEs ask for; 0 = no session timers
     min_se_s: int = 90  # the shortest interval we accept (RFC 4028's floor is 90; less only for tests)
     dns_servers: tuple[HostPort, ...] = ()  # for trunk SRV lookups; () = the system's (/etc/resolv.conf)
+    tls_listen: HostPort | None = None  # SIP over TLS accepted here; None = no inbound TLS
+    tls_cert_file: Path | None = None  # its certificate; None = the gateway's (server.cert_file or local)
+    tls_key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,10 @@ class TrunkConfig:
     redirect_hosts: tuple[str, ...] = ()  # hosts other than the trunk's own that a 3xx may send calls to
     rtp_timeout_s: int = 30  # [media]'s unless the trunk says otherwise
     rtp_hold_timeout_s: int = 0
+    tls_ca: Path | None = None  # transport "tls": CA bundle the carrier's certificate must chain to; None = system
+    tls_verify: bool = True  # False only by explicit choice: the carrier's certificate is not checked
+    tls_cert: Path | None = None  # client certificate for carriers that require mutual TLS
+    tls_key: Path | None = None
     srtp: bool = False  # media as SRTP with SDES keys (RFC 4568); a carrier that answers plain RTP gets 488
 
 
@@ -340,8 +347,13 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
     sip = SipConfig(listen=sp.host_port("listen", defaults.sip.listen),
                     session_expires_s=sp.int_in("session_expires_s", 1800, 0, 86_400),
                     min_se_s=sp.int_in("min_se_s", 90, 1, 86_400),
-                    dns_servers=_host_ports(sp, "dns_servers"))
+                    dns_servers=_host_ports(sp, "dns_servers"),
+                    tls_listen=sp.host_port("tls_listen", None),
+                    tls_cert_file=sp.path_value("tls_cert_file", None),
+                    tls_key_file=sp.path_value("tls_key_file", None))
     sp.done()
+    if (sip.tls_cert_file is None) != (sip.tls_key_file is None):
+        raise ConfigError("sip.tls_cert_file: tls_cert_file and tls_key_file go together")
     if sip.session_expires_s and sip.session_expires_s < sip.min_se_s:
         raise ConfigError(f"sip.session_expires_s: {sip.session_expires_s} is below sip.min_se_s ({sip.min_se_s})")
 
@@ -410,7 +422,13 @@ def config_from_dict(raw: dict, base_dir: Path = Path("."), source: Path | None 
             rtp_timeout_s=t.int_in("rtp_timeout_s", media.rtp_timeout_s, 0, 86_400),
             rtp_hold_timeout_s=t.int_in("rtp_hold_timeout_s", media.rtp_hold_timeout_s, 0, 86_400),
             srtp=t.get("srtp", bool, False),
+            tls_ca=t.path_value("tls_ca", None),
+            tls_verify=t.get("tls_verify", bool, True),
+            tls_cert=t.path_value("tls_cert", None),
+            tls_key=t.path_value("tls_key", None),
         )
+        if (trunk.tls_cert is None) != (trunk.tls_key is None):
+            raise ConfigError(f"{t.key('tls_cert')}: tls_cert and tls_key go together")
         if trunk.tenant not in known_tenants:
             raise ConfigError(f"{t.key('tenant')}: unknown tenant {trunk.tenant!r}")
         trunks.append(trunk)

@@ -9,7 +9,9 @@ import asyncio
 import gc
 import logging
 import os
+import ssl
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from trunkline.ai.client_link import ClientAudioHub
 from trunkline.ai.quic_link import QuicAgentPool
@@ -41,6 +43,7 @@ from trunkline.telephony.audio import AudioLibrary
 from trunkline.telephony.sip_telephony import SipTelephony
 from trunkline.telephony.trunk_dns import TrunkDirectory
 from trunkline.telephony.trunk_health import TrunkMonitor
+from trunkline.telephony.trunk_tls import TrunkTls
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,9 @@ class Gateway:
         self.trunk_directory = TrunkDirectory(config.trunks, TrunkResolver(
             nameservers=[(d.host, d.port) for d in sip.dns_servers] or None))
         self.sip = SipEndpoint(sip.listen.host, sip.listen.port, session_timers=SessionTimers(
-            sip.session_expires_s, sip.min_se_s) if sip.session_expires_s else None)
+            sip.session_expires_s, sip.min_se_s) if sip.session_expires_s else None,
+            tls_listen=(sip.tls_listen.host, sip.tls_listen.port) if sip.tls_listen else None,
+            tls_client=TrunkTls(config.trunks, self.trunk_directory))
         # Four phases 5 ms apart: calls' RTP leaves in four smaller bursts (MediaClock says why).
         self.media_clock = MediaClock(phases=4)
         self.telephony = SipTelephony(
@@ -110,6 +115,9 @@ class Gateway:
         self.handlers = RpcHandlers(self.events, config.auth.default_tenant, verifier, self.calls, self.client_audio)
         self.dispatcher = Dispatcher(self.handlers)
         self.certificate = certificate_for(config)
+        if sip.tls_listen is not None:
+            self.sip.tls_server = _sip_tls_server(sip.tls_cert_file or self.certificate.cert_path,
+                                                  sip.tls_key_file or self.certificate.key_path)
         self.rpc = RpcServer(
             self.handlers, self.dispatcher,
             server_configuration(str(self.certificate.cert_path), str(self.certificate.key_path)),
@@ -136,6 +144,8 @@ class Gateway:
             await self.close()
             raise ListenError("SIP (udp/tcp)", sip_listen, "sip.listen", exc) from None
         log.info("SIP on udp/tcp %s:%d", *self.sip.address)
+        if self.sip.tls_address is not None:
+            log.info("SIP on tls %s:%d", *self.sip.tls_address)
         await self.trunk_directory.start()
         self.trunk_monitor.start()
         try:
@@ -183,6 +193,14 @@ class Gateway:
         await self.sip.close()
         if self.store is not None:
             await self.store.close()
+
+
+def _sip_tls_server(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """Inbound SIP over TLS: our certificate, and no client certificate asked for (carriers are
+    screened by address, like on UDP and TCP)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def _configured_routing(config: Config) -> list[InboundRouting]:

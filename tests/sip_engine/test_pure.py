@@ -60,6 +60,14 @@ def test_next_hop() -> None:
     assert next_hop("tel:+15551234", trunk) is trunk
 
 
+def test_next_hop_over_tls() -> None:
+    """transport=tls and sips: URIs are reached over TLS, on 5061 unless they name a port (§26.2)."""
+    trunk = SipTarget("192.0.2.1", 5061, "tls")
+    assert next_hop("sip:carrier@192.0.2.9", trunk) == SipTarget("192.0.2.9", 5061, "tls")
+    assert next_hop("sips:carrier@192.0.2.9", SipTarget("192.0.2.1", 5060)) == SipTarget("192.0.2.9", 5061, "tls")
+    assert next_hop("sip:carrier@192.0.2.9:5071;transport=tls", trunk) == SipTarget("192.0.2.9", 5071, "tls")
+
+
 def test_refresh_delay_is_before_expiry() -> None:
     assert refresh_delay(3600) == 3570
     assert refresh_delay(60) == 30

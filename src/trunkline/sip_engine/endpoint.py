@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -99,7 +100,12 @@ class SipTimeoutError(TimeoutError):
 
 
 class SipTransportError(ConnectionError):
-    """The transport failed to carry a request (TCP connect refused or connection lost)."""
+    """The transport failed to carry a request (TCP connect refused or connection lost, a TLS
+    certificate refused)."""
+
+TlsClient = Callable[[SipTarget], tuple[ssl.SSLContext, str]]
+"""How to open TLS to a target: the context (trust, client certificate) and the name its certificate
+must carry (the trunk's host name, not the address it resolved to)."""
 
 
 class EndpointStats:
@@ -198,6 +204,8 @@ class SipEndpoint:
 
     ``advertised_host`` is what goes into Via and Contact; it defaults to ``listen_host`` (or,
     for a wildcard listen address, to the local address the OS would use toward each target).
+    ``tls_listen`` with ``tls_server`` (the context holding our certificate) also accepts SIP over
+    TLS; ``tls_client`` says how to connect to ``tls`` targets.
     """
 
     def __init__(
@@ -210,8 +218,19 @@ class SipEndpoint:
         advertised_host: str | None = None,
         limits: ParserLimits = DEFAULT_LIMITS,
         session_timers: SessionTimers | None = SessionTimers(),
+        tls_listen: tuple[str, int] | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: TlsClient | None = None,
     ) -> None:
         self.listen_host = listen_host
+        self.tls_listen = tls_listen
+        self.tls_server = tls_server
+        """Our TLS certificate for ``tls_listen``; may be set until :meth:`start`."""
+        self.tls_client = tls_client
+        """Where ``tls`` targets get their context and expected name; None: the system's trust
+        store and the target's address."""
+        self._tls_listener: asyncio.Server | None = None
+        self._tls_port = 0
         self.listen_port = listen_port
         self.user_agent = user_agent
         self.timers = timers or TimerConfig()
@@ -248,6 +267,11 @@ class SipEndpoint:
     # ------------------------------------------------------------------ lifecycle
 
     @property
+    def tls_address(self) -> tuple[str, int] | None:
+        """The bound TLS (host, port), when listening for TLS; valid after :meth:`start`."""
+        return None if self.tls_listen is None else (self.tls_listen[0], self._tls_port)
+
+    @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port), shared by UDP and TCP; valid after :meth:`start`."""
         if self._udp is None:
@@ -281,6 +305,13 @@ class SipEndpoint:
         self._tcp_server = server
         _widen_receive_buffer(udp.get_extra_info("socket"))
         self._port = port
+        if self.tls_listen is not None:
+            if self.tls_server is None:
+                raise ValueError("tls_listen needs a tls_server context with our certificate")
+            self._tls_listener = await loop.create_server(
+                lambda: TcpConnection(self, None, self.limits, "tls"), *self.tls_listen,
+                ssl=self.tls_server, reuse_address=True)
+            self._tls_port = self._tls_listener.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         """Close transports and timers. Sends nothing: live calls end locally (on_terminated)."""
@@ -302,10 +333,11 @@ class SipEndpoint:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        if self._tcp_server is not None:
-            self._tcp_server.close()
-            await self._tcp_server.wait_closed()
-            self._tcp_server = None
+        for server in (self._tcp_server, self._tls_listener):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+        self._tcp_server = self._tls_listener = None
 
     def on_incoming(self, handler: Callable[[IncomingInvite], None] | None) -> None:
         """Route out-of-dialog INVITEs to ``handler``; without one they are answered 480."""
@@ -410,12 +442,18 @@ class SipEndpoint:
 
     def via(self, target: SipTarget) -> Via:
         """A Via for a request to ``target``, asking for rport (RFC 3581); branch added later."""
-        return Via(target.transport.upper(), self.sent_by_host(target), self._port, {"rport": None})
+        return Via(target.transport.upper(), self.sent_by_host(target), self._port_for(target), {"rport": None})
 
     def contact(self, target: SipTarget, user: str | None = None) -> str:
-        host = _hostport(self.sent_by_host(target), self._port)
-        suffix = ";transport=tcp" if target.transport == "tcp" else ""
+        """Where ``target`` reaches us, over the transport it was reached by (a sip: URI with
+        ``transport=tls`` for TLS, as RFC 3261 §26.2.2 allows for a sip: Request-URI)."""
+        host = _hostport(self.sent_by_host(target), self._port_for(target))
+        suffix = "" if target.transport == "udp" else f";transport={target.transport}"
         return f"<sip:{user}@{host}{suffix}>" if user else f"<sip:{host}{suffix}>"
+
+    def _port_for(self, target: SipTarget) -> int:
+        """Our TLS port for TLS targets when we listen for TLS; else the UDP/TCP port."""
+        return self._tls_port if target.transport == "tls" and self._tls_port else self._port
 
     def request_headers(self, target: SipTarget, call_id: str, seq: int, method: str,
                         from_: str, to: str) -> Headers:
@@ -580,9 +618,15 @@ class SipEndpoint:
         self._tcp[target] = conn
         loop = self._require_started()
 
+        tls: dict[str, object] = {}
+        if target.transport == "tls":
+            context, server_name = (self.tls_client(target) if self.tls_client is not None
+                                    else (ssl.create_default_context(), target.host))
+            tls = {"ssl": context, "server_hostname": server_name}
+
         async def connect() -> None:
             try:
-                await loop.create_connection(lambda: conn, target.host, target.port)
+                await loop.create_connection(lambda: conn, target.host, target.port, **tls)  # type: ignore[arg-type]
             except OSError as exc:
                 self.stats.transport_errors += 1
                 conn.connection_lost(exc)
@@ -603,7 +647,7 @@ class SipEndpoint:
             return
         if self._tcp.get(target) is conn:
             del self._tcp[target]
-        reason = f"TCP to {target.host}:{target.port}: {_describe(exc) if exc else 'connection closed'}"
+        reason = f"{target.transport.upper()} to {target.host}:{target.port}: {_describe(exc) if exc else 'connection closed'}"
         self._transport_failed(target, reason)
 
     def _udp_unreachable(self, target: SipTarget, what: str) -> None:
@@ -896,7 +940,12 @@ def merge_headers(current: Sequence[tuple[str, str]],
 
 
 def _describe(exc: Exception) -> str:
-    """Say "Connection refused", not asyncio's "Connect call failed ('10.0.0.1', 5060)"."""
+    """Say "Connection refused", not asyncio's "Connect call failed ('10.0.0.1', 5060)", and
+    which certificate check failed rather than an SSL errno."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate refused: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno)
     return str(exc) or type(exc).__name__

@@ -26,18 +26,19 @@ __all__ = [
     "stamp_via",
 ]
 
-TRANSPORTS = ("udp", "tcp")
-"""Transports the engine speaks; "tls" will join once certificates are wired (same TCP framing)."""
+TRANSPORTS = ("udp", "tcp", "tls")
+"""Transports the engine speaks; TLS is TCP's framing inside a TLS session (RFC 3261 §26)."""
 
 _DEFAULT_PORT = 5060
+_DEFAULT_TLS_PORT = 5061
 
 
 @dataclass(frozen=True, slots=True)
 class SipTarget:
     """Where to send: an address and a transport. It doubles as the engine's flow key.
 
-    ``host`` should be an IP literal: the engine does no RFC 3263 DNS lookups (hostnames are
-    handed to the OS resolver by TCP connects but not by UDP sends).
+    ``host`` should be an IP literal: RFC 3263 lookups happen before a target is made
+    (:mod:`.resolver`), never inside the engine.
     """
 
     host: str
@@ -166,10 +167,11 @@ def next_hop(uri: str, fallback: SipTarget) -> SipTarget:
         return fallback
     if not is_ip_literal(parsed.host):
         return fallback
-    transport = parsed.transport or fallback.transport
+    transport = "tls" if parsed.scheme == "sips" else parsed.transport or fallback.transport
     if transport not in TRANSPORTS:
         return fallback
-    return SipTarget(parsed.host.strip("[]"), parsed.port or _DEFAULT_PORT, transport)
+    default_port = _DEFAULT_TLS_PORT if transport == "tls" else _DEFAULT_PORT
+    return SipTarget(parsed.host.strip("[]"), parsed.port or default_port, transport)
 
 
 def refresh_delay(granted: int) -> float:

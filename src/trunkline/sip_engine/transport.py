@@ -92,16 +92,19 @@ def read_icmp_errors(fileno: int) -> list[tuple[tuple[str, int], int]]:
 
 
 class TcpConnection(asyncio.Protocol):
-    """One TCP connection, accepted or opened by us, reused for every message to its peer.
+    """One TCP (or TLS: same framing, RFC 3261 §26) connection, accepted or opened by us, reused for
+    every message to its peer.
 
     Outgoing connections are created before the connect finishes so that transactions can send at
     once; bytes written meanwhile are queued. ``target`` is the peer's address, the key under which
     the endpoint finds the connection again (RFC 3261 §18.2.2 answers on the request's connection).
     """
 
-    def __init__(self, endpoint: SipEndpoint, target: SipTarget | None, limits: ParserLimits) -> None:
+    def __init__(self, endpoint: SipEndpoint, target: SipTarget | None, limits: ParserLimits,
+                 transport: str = "tcp") -> None:
         self._endpoint = endpoint
         self.target = target
+        self.transport = target.transport if target is not None else transport
         self._parser = StreamParser(limits)
         self._transport: asyncio.Transport | None = None
         self._queue: list[bytes] = []
@@ -111,7 +114,7 @@ class TcpConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         if self.target is None:
             peer = self._transport.get_extra_info("peername")
-            self.target = SipTarget(peer[0], peer[1], "tcp")
+            self.target = SipTarget(peer[0], peer[1], self.transport)
             self._endpoint._tcp_accepted(self)
         if self._queue:
             self._transport.writelines(self._queue)
