@@ -18,6 +18,7 @@ from trunkline.certs.ca import ensure_ca
 from trunkline.certs.local import ensure_certificate
 from trunkline.enums import DialplanAction
 from trunkline.sip.message import SipRequest, StreamParser, build_response
+from trunkline.sip_engine import SipEndpoint, SipTarget
 
 TO = "+15551234567"
 
@@ -128,3 +129,17 @@ async def test_a_tls_carrier_with_an_untrusted_certificate_fails_with_cause_27(s
     finally:
         server.close()
         echo_transport.close()
+
+
+async def test_the_gateway_answers_sip_over_tls_on_tls_listen(start_gateway, tmp_path):
+    ca, cert, key = _certificate(tmp_path / "gateway")
+    gateway = await start_gateway({"sip": {"tls_listen": "127.0.0.1:0", "tls_cert_file": str(cert),
+                                           "tls_key_file": str(key)}})
+    assert gateway.sip.tls_address is not None
+    trusting = ssl.create_default_context(cafile=str(ca))
+    client = SipEndpoint("127.0.0.1", 0, tls_client=lambda _target: (trusting, "localhost"))
+    await client.start()
+    try:
+        assert await client.options(SipTarget("127.0.0.1", gateway.sip.tls_address[1], "tls")) == 200
+    finally:
+        await client.close()
