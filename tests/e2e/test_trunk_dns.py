@@ -50,6 +50,22 @@ async def test_srv_fails_over_from_a_dead_target_to_the_next(start_gateway, peer
     assert gateway.trunk_monitor.health["carrier"].consecutive_failures >= 1  # the dead target counted
 
 
+@needs_sipp
+async def test_srv_fails_over_from_a_503_to_the_next_target(start_gateway, peers, dns_server):
+    busy = await peers(uas("uas_unavailable", timeout_s=30))
+    live = await peers(uas("uas_answer", timeout_s=30))
+    _, address = await dns_server({"_sip._udp.carrier.test": [
+        f"10 0 {busy.port} localhost.", f"20 0 {live.port} localhost."]})
+    gateway = await start_gateway({"sip": {"dns_servers": [f"{address[0]}:{address[1]}"]},
+                                   "trunks": [{"id": "carrier", "host": "carrier.test", "keepalive_s": 0}]})
+    client, watch = await watched_client(gateway)
+    call = await client.dial(TO, trunk_id="carrier")
+    await watch.until(call.call_sid, "ANSWERED", timeout=10)
+    await client.terminate(call.call_sid)
+    assert (await watch.hangup(call.call_sid)).status == "COMPLETED"
+    assert (await busy.await_result(timeout=10)).requests("INVITE", "received")
+
+
 async def test_a_trunk_host_that_does_not_resolve_fails_the_call_with_cause_27(start_gateway, caplog):
     gateway = await start_gateway({"trunks": [{"id": "carrier", "host": "no-such-carrier.invalid", "port": 5060,
                                                "keepalive_s": 0}]})
