@@ -64,6 +64,10 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int] | tuple[str, int, int, int]
 _HOLD_ADDRESSES = ("0.0.0.0", "::")
 _EVENT_PAYLOAD_BYTES = 4
+MOVE_GRACE_S = 2.0
+"""After the SDP moves the far end's media, how long its old address's packets (still in flight,
+or an old media server finishing) may not latch us back there. It is not forever: behind a NAT
+the new SDP address may be wrong and the old source the only one there is."""
 
 
 def _sdp_target(address: str, port: int) -> tuple[str, int] | None:
@@ -253,6 +257,8 @@ class MediaSession:
         self._sdp_remote: tuple[str, int] | None = None
         self._remote: Address | None = None
         self._latched = False
+        self._left: Address | None = None  # where the far end's media came from before it moved
+        self._left_until = 0.0  # packets from there cannot re-latch until then
         self._remote_ssrc: int | None = None
         self._rtcp_target: tuple[_SessionSocket | _SrtpSocket, Address] | None = None
         self._rtcp_latched = False
@@ -449,6 +455,8 @@ class MediaSession:
             self._dtmf_tx.payload_type = negotiated.telephone_event_pt
         target = _sdp_target(negotiated.remote_address, negotiated.remote_port)
         if self._negotiated is None or target != self._sdp_remote:
+            if self._latched:
+                self._left, self._left_until = self._remote, self._now() + MOVE_GRACE_S
             self._sdp_remote = target
             self._remote = target
             self._latched = False
@@ -740,7 +748,8 @@ class MediaSession:
                 self.malformed += 1
                 return
             if addr != self._remote:
-                if self._latched and ssrc != self._remote_ssrc:
+                if (self._latched and ssrc != self._remote_ssrc
+                        or addr == self._left and self._now() < self._left_until):
                     self.ignored += 1
                     return
                 self._remote = addr

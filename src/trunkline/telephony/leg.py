@@ -362,8 +362,8 @@ class SipLeg:
         """Answer the far end's re-offer: a ``sendonly`` offer (it holds us) gets ``recvonly``, our own
         hold or wire mute stays in force, and a new address or port moves the media."""
         assert self._sdp is not None and self._media is not None
-        if not sdp:
-            return 200, self._sdp.local.to_bytes()
+        if not sdp:  # the far end asks for an offer; its answer comes in the ACK (RFC 3261 §14.2)
+            return 200, self._sdp.create_offer(self._direction).to_bytes()
         try:
             answer, negotiated = self._sdp.receive_offer(sdp, self._direction)
         except SdpError as exc:
@@ -371,6 +371,17 @@ class SipLeg:
             return 488, None
         self._media.configure(negotiated)
         return 200, answer.to_bytes()
+
+    def on_ack_answer(self, sdp: bytes) -> None:
+        """The answer to the offer in our 200 (delayed-offer re-INVITE): the media follows it."""
+        if self._sdp is None or self._media is None:
+            return
+        try:
+            self._media.configure(self._sdp.receive_answer(sdp))
+        except SdpError as exc:
+            log.warning("unusable SDP answer in ACK: %s; hanging up", exc)
+            self._events.leg_failed(488, "unusable SDP answer in ACK")
+            self.hangup()
 
     def on_info(self, content_type: str, body: bytes) -> None:
         if content_type.lower() != "application/dtmf-relay":
