@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import struct
 
 import pytest
 
 from tests.conftest import wait_until
 from tests.e2e.calls import carrier, watched_client
+from tests.e2e.carrier_media import carrier_media
 from tests.peers.sipp import free_udp_port, uas
 from trunkline.enums import DialplanAction
 
@@ -19,51 +19,12 @@ pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not i
 TO = "+15551234567"
 
 
-class CarrierMedia(asyncio.DatagramProtocol):
-    """One carrier media address: records the RTP payload types Trunkline sends it and, once
-    ``talking``, streams PCMU back every 20 ms to wherever Trunkline sends from."""
-
-    def __init__(self, ssrc: int) -> None:
-        self.ssrc = ssrc
-        self.received: list[int] = []  # payload types, in arrival order
-        self.gateway: tuple[str, int] | None = None
-        self.talking = False
-        self._seq = 0
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        self._sender = asyncio.ensure_future(self._talk())
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        if len(data) > 12 and data[1] & 0x7F in (0, 8):
-            self.received.append(data[1] & 0x7F)
-            self.gateway = addr
-
-    async def _talk(self) -> None:
-        while True:
-            await asyncio.sleep(0.02)
-            if self.talking and self.gateway is not None:
-                self._seq += 1
-                header = struct.pack("!BBHII", 0x80, 0, self._seq & 0xFFFF, self._seq * 160, self.ssrc)
-                self.transport.sendto(header + b"\xff" * 160, self.gateway)
-
-    def close(self) -> None:
-        self._sender.cancel()
-        self.transport.close()
-
-
-async def _media(host: str, port: int, ssrc: int) -> CarrierMedia:
-    _, media = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: CarrierMedia(ssrc), local_addr=(host, port))
-    return media
-
-
 @pytest.mark.parametrize(("host", "pt", "codec"), [("127.0.0.2", 0, "PCMU"), ("127.0.0.1", 8, "PCMA")])
 async def test_a_moved_carrier_gets_the_rtp_at_once(start_gateway, peers, host, pt, codec):
     """The carrier's re-INVITE names a new address and port (or port and codec) while its old media
     address still streams: our RTP goes to the new one, in the new codec, and stays there."""
     old_port, new_port = free_udp_port(), free_udp_port()
-    old, new = await _media("127.0.0.1", old_port, 1), await _media(host, new_port, 2)
+    old, new = await carrier_media("127.0.0.1", old_port, 1), await carrier_media(host, new_port, 2)
     sipp = await peers(uas("uas_reinvite_moves", timeout_s=60, pause_ms=1000, scenario_vars={
         "RTP_PORT": str(old_port), "NEW_HOST": host, "NEW_PORT": str(new_port), "NEW_PT": str(pt),
         "NEW_CODEC": codec}))
@@ -92,7 +53,7 @@ async def test_a_delayed_offer_reinvite_keeps_two_way_audio(start_gateway, peers
     """The carrier's re-INVITE without SDP gets our offer; its answer, in the ACK, moves the media
     to a new port, and both directions carry on there."""
     old_port, new_port = free_udp_port(), free_udp_port()
-    old, new = await _media("127.0.0.1", old_port, 1), await _media("127.0.0.1", new_port, 2)
+    old, new = await carrier_media("127.0.0.1", old_port, 1), await carrier_media("127.0.0.1", new_port, 2)
     sipp = await peers(uas("uas_reinvite_delayed", timeout_s=60, scenario_vars={
         "RTP_PORT": str(old_port), "NEW_PORT": str(new_port)}))
     gateway = await start_gateway(carrier(sipp.port))

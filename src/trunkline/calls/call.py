@@ -145,6 +145,13 @@ class Call:
             self.state = CallState.RINGING
             self._emit(EventType.CHANNEL_CREATE, CallState.RINGING.value)
 
+    def leg_early_media(self) -> None:
+        """An AI call's agent connects at the first early media and hears it while the call is
+        RINGING (what answering-machine detection needs); it speaks from the answer on."""
+        if self.state in (CallState.INITIATED, CallState.RINGING) and self._ending is None \
+                and not self.agent_connected and self.app.action is DialplanAction.AI_BIDIRECTIONAL_STREAM:
+            self._connect_agent(self.app)
+
     def leg_answered(self, codec: str) -> None:
         if self.state not in (CallState.INITIATED, CallState.RINGING):
             return
@@ -158,7 +165,8 @@ class Call:
             return
         max_ms = self.request.max_duration_ms or self.request.trunk.max_duration_s * 1000
         self._timers.append(self.service.schedule(max_ms / 1000, self._max_duration))
-        self.enter(self.app)
+        if not self.agent_connected:  # else it is already there, since the early media
+            self.enter(self.app)
 
     def leg_failed(self, sip_status: int, reason: str) -> None:
         if self._ending is None:
@@ -300,14 +308,21 @@ class Call:
                 self.enter(App(DialplanAction.PARK, DEFAULT_BUCKET))
                 return
             self.bridge_with(target)
-        elif action is DialplanAction.AI_BIDIRECTIONAL_STREAM and (spec := self.service.agent_spec(self, app.args)):
-            self.agent_connected = True
-            self.leg.connect_agent(spec, StreamInfo(self.sid, self.request.call_from, self.request.to,
-                                                    self.request.trunk.id, self.tenant_id))
-        else:  # ANSWER, and AI_BIDIRECTIONAL_STREAM with no agent at all: answered, left to the app.
+        elif not (action is DialplanAction.AI_BIDIRECTIONAL_STREAM and self._connect_agent(app)):
+            # ANSWER, and AI_BIDIRECTIONAL_STREAM with no agent at all: answered, left to the app.
             # Silence, not nothing: a symmetric-RTP carrier sends only once it hears us, and the NAT
             # bindings on the way need the packets too.
             self.leg.play(Silence())
+
+    def _connect_agent(self, app: App) -> bool:
+        """Connect the agent ``app`` names; False when it names none."""
+        spec = self.service.agent_spec(self, app.args)
+        if spec is None or self.leg is None:
+            return False
+        self.agent_connected = True
+        self.leg.connect_agent(spec, StreamInfo(self.sid, self.request.call_from, self.request.to,
+                                                self.request.trunk.id, self.tenant_id))
+        return True
 
     def bridge_with(self, other: "Call") -> None:
         self.service.unpark(other)

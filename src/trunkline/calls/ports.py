@@ -82,6 +82,9 @@ class LegEvents(Protocol):
 
     def leg_ringing(self) -> None: ...
 
+    def leg_early_media(self) -> None:
+        """The far end's audio flows before the answer (a 183 with SDP): ringback, announcements."""
+
     def leg_answered(self, codec: str) -> None: ...
 
     def leg_failed(self, sip_status: int, reason: str) -> None: ...

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from trunkline.ai.bridge import AgentBridge
 from trunkline.ai.link import AgentUnreachable
+from trunkline.ai.vad import VoiceActivityDetector
 from trunkline.calls.ports import AgentSpec, AudioSpec, LegEvents, MediaStats, MusicOnHold, Silence, StreamInfo
 from trunkline.config import TrunkConfig
 from trunkline.media.sdp import SdpError, SdpSession
@@ -53,6 +54,8 @@ class SipLeg:
         self._partner: SipLeg | None = None
         self._listener: Callable[[bytes | None], None] | None = None
         self._agent: AgentBridge | None = None
+        self._agent_waiting = False  # connected while the call rings: its audio waits for the answer
+        self._agent_vad: VoiceActivityDetector | None = None  # its barge-in, held back meanwhile
         self._agent_task: asyncio.Future | None = None
         self._source: AudioSource | None = None
         self._play_request = 0
@@ -63,6 +66,7 @@ class SipLeg:
         self._held = False  # wished for by the domain
         self._wire_muted = False
         self._direction = "sendrecv"  # what the far end last agreed to
+        self._early_answer: bytes | None = None  # the SDP of the 183 whose media flows before answer
         self._renegotiating = asyncio.Lock()
         self._refer: ReferSubscription | None = None
         self._refer_reported = False
@@ -157,7 +161,8 @@ class SipLeg:
 
     async def _connect_agent(self, spec: AgentSpec, info: StreamInfo) -> None:
         task = self._agent_task
-        self.play(MusicOnHold())
+        if self.codec:  # answered; before that the far end hears nothing from us
+            self.play(MusicOnHold())
         failure = ""
         for delay in AGENT_RETRY_DELAYS_S:
             if delay:
@@ -188,6 +193,12 @@ class SipLeg:
             on_closed=lambda reason: self._events.agent_ended(reason, False),
         )
         self._agent.start()
+        if not self.codec:
+            # Early media: the agent listens, but what it says waits for the answer, and the
+            # ringback must not barge in on it.
+            self._agent_waiting = True
+            self._agent_vad, self._agent.vad = self._agent.vad, None
+            self._media.play(None)
 
     def disconnect_agent(self) -> None:
         task, self._agent_task = self._agent_task, None
@@ -336,20 +347,39 @@ class SipLeg:
     # --- CallListener (the SIP engine's side) -------------------------------------------------
 
     def on_provisional(self, status: int, reason: str, sdp: bytes | None) -> None:
+        """Ringing; with SDP (a 183) also early media: its answer starts the RTP at once, so the
+        carrier's ringback or announcement reaches the listener while the call rings."""
         if status in (180, 183):
             self._events.leg_ringing()
+        if sdp and self._sdp is not None and self._media is not None and sdp != self._early_answer:
+            try:
+                self._media.configure(self._sdp.receive_answer(sdp))
+            except SdpError as exc:
+                log.info("early media refused: unusable SDP in %d: %s", status, exc)
+                return
+            first, self._early_answer = self._early_answer is None, sdp
+            if first:
+                self._events.leg_early_media()
 
     def on_answered(self, sdp: bytes) -> None:
+        """A 2xx without SDP, or with the early answer again, keeps the early media as it is."""
         assert self._sdp is not None and self._media is not None
-        try:
-            negotiated = self._sdp.receive_answer(sdp)
-        except SdpError as exc:
-            log.warning("unusable SDP answer: %s", exc)
-            self._events.leg_failed(488, "unusable SDP answer")
-            self.hangup()
-            return
-        self._media.configure(negotiated)
+        negotiated = self._sdp.negotiated
+        if (sdp and sdp != self._early_answer) or negotiated is None:
+            try:
+                negotiated = self._sdp.receive_answer(sdp)
+            except SdpError as exc:
+                log.warning("unusable SDP answer: %s", exc)
+                self._events.leg_failed(488, "unusable SDP answer")
+                self.hangup()
+                return
+            self._media.configure(negotiated)
         self.codec = negotiated.codec
+        agent = self._agent
+        if agent is not None and self._agent_waiting:  # connected during the early media
+            self._agent_waiting = False
+            agent.vad = self._agent_vad
+            self._media.play(agent.queue)
         self._events.leg_answered(negotiated.codec)
 
     def on_failed(self, status: int, reason: str, headers: dict) -> None:
