@@ -48,6 +48,13 @@ class CallWatch:
     def statuses(self, call_sid: str) -> list[str]:
         return [e.status for e in self.events.get(call_sid, ())]
 
+    async def answered_then_ended(self, to: str, trunk_id: str, answer_timeout: float = 20.0) -> CallEvent:
+        """Dial, wait for the answer, hang up; the call's hangup event."""
+        call = await self.client.dial(to, trunk_id=trunk_id)
+        await self.until(call.call_sid, "ANSWERED", answer_timeout)
+        await self.client.terminate(call.call_sid)
+        return await self.hangup(call.call_sid)
+
     async def close(self) -> None:
         self._task.cancel()
 

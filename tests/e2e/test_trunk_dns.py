@@ -27,11 +27,8 @@ def _dead_udp_port() -> int:
 async def test_a_trunk_named_localhost_is_called(start_gateway, peers):
     sipp = await peers(uas("uas_answer", timeout_s=30))
     gateway = await start_gateway({"trunks": [{"id": "carrier", "host": "localhost", "port": sipp.port}]})
-    client, watch = await watched_client(gateway)
-    call = await client.dial(TO, trunk_id="carrier")
-    await watch.until(call.call_sid, "ANSWERED")
-    await client.terminate(call.call_sid)
-    assert (await watch.hangup(call.call_sid)).status == "COMPLETED"
+    _, watch = await watched_client(gateway)
+    assert (await watch.answered_then_ended(TO, "carrier")).status == "COMPLETED"
 
 
 @needs_sipp
@@ -41,11 +38,9 @@ async def test_srv_fails_over_from_a_dead_target_to_the_next(start_gateway, peer
         f"10 0 {_dead_udp_port()} localhost.", f"20 0 {sipp.port} localhost."]})
     gateway = await start_gateway({"sip": {"dns_servers": [f"{address[0]}:{address[1]}"]},
                                    "trunks": [{"id": "carrier", "host": "carrier.test", "keepalive_s": 0}]})
-    client, watch = await watched_client(gateway)
-    call = await client.dial(TO, trunk_id="carrier")
-    await watch.until(call.call_sid, "ANSWERED", timeout=10)  # timer B on the dead one would take 32 s
-    await client.terminate(call.call_sid)
-    assert (await watch.hangup(call.call_sid)).status == "COMPLETED"
+    _, watch = await watched_client(gateway)
+    # timer B on the dead one would take 32 s
+    assert (await watch.answered_then_ended(TO, "carrier", answer_timeout=10)).status == "COMPLETED"
     assert server.queries["_sip._udp.carrier.test"] >= 1
     assert gateway.trunk_monitor.health["carrier"].consecutive_failures >= 1  # the dead target counted
 
@@ -58,11 +53,8 @@ async def test_srv_fails_over_from_a_503_to_the_next_target(start_gateway, peers
         f"10 0 {busy.port} localhost.", f"20 0 {live.port} localhost."]})
     gateway = await start_gateway({"sip": {"dns_servers": [f"{address[0]}:{address[1]}"]},
                                    "trunks": [{"id": "carrier", "host": "carrier.test", "keepalive_s": 0}]})
-    client, watch = await watched_client(gateway)
-    call = await client.dial(TO, trunk_id="carrier")
-    await watch.until(call.call_sid, "ANSWERED", timeout=10)
-    await client.terminate(call.call_sid)
-    assert (await watch.hangup(call.call_sid)).status == "COMPLETED"
+    _, watch = await watched_client(gateway)
+    assert (await watch.answered_then_ended(TO, "carrier", answer_timeout=10)).status == "COMPLETED"
     assert (await busy.await_result(timeout=10)).requests("INVITE", "received")
 
 
